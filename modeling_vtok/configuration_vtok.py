@@ -1,0 +1,180 @@
+"""Configuration of VTok models (arXiv 2602.04202, Sec. 3).
+
+Every choice the paper leaves open (temporal position of residual tokens, special tokens, the
+form of the visual regression loss) is a field here, so it is saved with the model.
+"""
+
+import math
+from typing import Literal
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+
+def count_video_tokens(
+    num_frames: int,
+    num_key_frame_tokens: int,
+    temporal_stride: int = 1,
+    video_tokenization: str = "vtok",
+) -> int:
+    """Number of LLM tokens one video of `num_frames` frames costs (placeholders only, no start/end).
+
+    The single source of this number: the processor expands `<video>` with it and the model's
+    tokenizer produces exactly this many features, so the two cannot drift apart.
+
+    - "vtok": the key frame's S spatial tokens plus one residual token per window of
+      `temporal_stride` later frames: `S + ceil((T - 1) / stride)`.
+    - "frames": naive frame sampling, S tokens for every frame: `S * T`.
+    """
+    if num_frames < 1:
+        raise ValueError(f"A video needs at least one frame, got num_frames={num_frames}.")
+    if video_tokenization == "frames":
+        return num_key_frame_tokens * num_frames
+    if video_tokenization == "vtok":
+        return num_key_frame_tokens + math.ceil((num_frames - 1) / temporal_stride)
+    raise ValueError(f"Unknown video_tokenization={video_tokenization!r}. Has to be one of ['vtok', 'frames'].")
+
+
+
+class VTokConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`VTokModel`] and [`VTokForConditionalGeneration`]: a vision encoder, the VTok
+    video tokenizer (key-frame spatial tokens + one residual token per later frame), a projector
+    and a causal language model that both reads and writes VTok tokens.
+
+    vision_config (`dict` or `PreTrainedConfig`, *optional*, defaults to a SigLIP vision config):
+        Any vision encoder config with `image_size`, `patch_size` and `hidden_size`
+        (SigLIP, CLIP, ...). Its patch features are F in `r_t = g(pool(F(x_t) - F(x_key)))`.
+    text_config (`dict` or `PreTrainedConfig`, *optional*, defaults to a Qwen2 config):
+        Any causal language model config (Qwen2, Llama, ...).
+    video_tokenization (`str`, *optional*, defaults to `"vtok"`):
+        `"vtok"`: S key-frame tokens + one residual token per later frame (or stride window).
+        `"frames"`: the naive baseline, S spatial tokens for every frame, through the same code.
+    key_frame_index (`int`, *optional*, defaults to 0):
+        Which sampled frame keeps its spatial tokens. Every other frame becomes a residual token.
+    key_frame_pool_size (`int`, *optional*):
+        Side of the grid the key frame's patch features are average-pooled to (4 gives 16
+        tokens). `None` keeps every patch.
+    temporal_stride (`int`, *optional*, defaults to 1):
+        Number of consecutive non-key frames one residual token summarises (their residuals are
+        averaged; no frame is skipped). "frames" mode has no residual tokens and needs 1.
+    residual_pooling (`str`, *optional*, defaults to `"mean"`):
+        How a residual feature map is pooled over patches: `"mean"` or a learned `"attention"` pool.
+    residual_mlp_hidden_size (`int`, *optional*):
+        Width of the residual MLP g_phi; defaults to the vision hidden size.
+    temporal_position_embedding (`str`, *optional*, defaults to `"sinusoidal"`):
+        Added to each video token before the projector so the LLM knows which frame (window) it
+        comes from: `"sinusoidal"` (no length limit) or `"none"` (order only from the LLM's own positions).
+    vision_feature_layer (`int`, *optional*, defaults to -1):
+        Hidden layer of the vision encoder used as F (LLaVA uses -2 with CLIP).
+    vision_feature_select_strategy (`str`, *optional*, defaults to `"full"`):
+        `"full"` keeps all positions (SigLIP); `"default"` drops the first (CLIP's CLS token).
+    projector_hidden_act (`str`, *optional*, defaults to `"gelu"`):
+        Activation of the projector and of g_phi.
+    multimodal_projector_bias (`bool`, *optional*, defaults to `True`):
+        Whether the projector's linear layers have a bias.
+    freeze_vision_encoder (`bool`, *optional*, defaults to `True`):
+        Keep F frozen, as in the paper; it then runs without building a graph.
+    video_token_id (`int`, *optional*, defaults to 151656):
+        Placeholder token the processor repeats once per video token.
+    video_start_token_id (`int`, *optional*, defaults to 151652):
+        Token before a video's placeholders. In generation the LLM writes VTok tokens after it.
+    video_end_token_id (`int`, *optional*, defaults to 151653):
+        Token after a video's placeholders.
+    visual_loss_type (`str`, *optional*, defaults to `"mse"`):
+        Regression loss L_visLM on predicted VTok tokens: `"mse"`, `"cosine"` (1 - cos) or
+        `"mse+cosine"` (their sum).
+    visual_loss_weight (`float`, *optional*, defaults to 1.0):
+        lambda_visLM in `L = L_under + lambda_visLM * L_visLM`.
+
+    Example:
+
+    ```python
+    >>> from modeling_vtok import VTokConfig, VTokForConditionalGeneration
+    >>> config = VTokConfig(key_frame_pool_size=4, temporal_stride=2)
+    >>> config.num_video_tokens(num_frames=9)  # 16 key-frame tokens + 4 residual tokens
+    20
+    ```"""
+
+    model_type = "vtok"
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="siglip_vision_model"),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2"),
+    }
+
+    vision_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    video_tokenization: Literal["vtok", "frames"] = "vtok"
+    key_frame_index: int = 0
+    key_frame_pool_size: int | None = None
+    temporal_stride: int = 1
+    residual_pooling: Literal["mean", "attention"] = "mean"
+    residual_mlp_hidden_size: int | None = None
+    temporal_position_embedding: Literal["sinusoidal", "none"] = "sinusoidal"
+    vision_feature_layer: int = -1
+    vision_feature_select_strategy: Literal["default", "full"] = "full"
+    projector_hidden_act: str = "gelu"
+    multimodal_projector_bias: bool = True
+    freeze_vision_encoder: bool = True
+    video_token_id: int = 151656
+    video_start_token_id: int = 151652
+    video_end_token_id: int = 151653
+    visual_loss_type: Literal["mse", "cosine", "mse+cosine"] = "mse"
+    visual_loss_weight: float = 1.0
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.residual_mlp_hidden_size is None:
+            self.residual_mlp_hidden_size = self.vision_config.hidden_size
+        self.validate_architecture()
+
+    def validate_architecture(self):
+        """Reject values that would silently give a different tokenization than asked for."""
+        choices = {
+            "video_tokenization": ("vtok", "frames"),
+            "residual_pooling": ("mean", "attention"),
+            "temporal_position_embedding": ("sinusoidal", "none"),
+            "vision_feature_select_strategy": ("default", "full"),
+            "visual_loss_type": ("mse", "cosine", "mse+cosine"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Unknown {name}={getattr(self, name)!r}. Has to be one of {list(allowed)}.")
+        if self.key_frame_index < 0:
+            raise ValueError(f"key_frame_index must be >= 0, got {self.key_frame_index}.")
+        if self.temporal_stride < 1:
+            raise ValueError(f"temporal_stride must be >= 1, got {self.temporal_stride}.")
+        if self.video_tokenization == "frames" and self.temporal_stride != 1:
+            raise ValueError(
+                f"temporal_stride={self.temporal_stride} only applies to residual tokens, which "
+                "video_tokenization='frames' does not have; sample fewer frames instead."
+            )
+        grid = self.patch_grid_size
+        if self.key_frame_pool_size is not None and not 1 <= self.key_frame_pool_size <= grid:
+            raise ValueError(
+                f"key_frame_pool_size must be None or between 1 and the patch grid side {grid} "
+                f"(vision image_size // patch_size), got {self.key_frame_pool_size}."
+            )
+        if self.visual_loss_weight < 0:
+            raise ValueError(f"visual_loss_weight must be >= 0, got {self.visual_loss_weight}.")
+
+    @property
+    def patch_grid_size(self) -> int:
+        """Side of the vision encoder's square patch grid."""
+        return self.vision_config.image_size // self.vision_config.patch_size
+
+    @property
+    def num_key_frame_tokens(self) -> int:
+        """S: spatial tokens kept per key frame (and per frame in "frames" mode)."""
+        side = self.key_frame_pool_size or self.patch_grid_size
+        return side * side
+
+    def num_video_tokens(self, num_frames: int) -> int:
+        """Number of video placeholder tokens the LLM sees for a video of `num_frames` frames."""
+        return count_video_tokens(
+            num_frames, self.num_key_frame_tokens, self.temporal_stride, self.video_tokenization
+        )
+
+
+__all__ = ["VTokConfig", "count_video_tokens"]
