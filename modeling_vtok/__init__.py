@@ -1,6 +1,30 @@
 """VTok models: configuration, the video tokenizer, the transformers models, the diffusion decoder
 and the diffusers pipeline. Importing this package registers `model_type="vtok"` with the Auto classes."""
 
-from .configuration_vtok import VTokConfig, count_video_tokens
+from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText
 
-__all__ = ["VTokConfig", "count_video_tokens"]
+from .configuration_vtok import VTokConfig, count_video_tokens
+from .modeling_vtok import (
+    VTokCausalLMOutputWithPast,
+    VTokForConditionalGeneration,
+    VTokModel,
+    VTokModelOutputWithPast,
+    VTokPreTrainedModel,
+)
+from .tokenizer_vtok import VTokTokenizerOutput, VTokVideoTokenizer
+
+AutoConfig.register("vtok", VTokConfig, exist_ok=True)
+AutoModel.register(VTokConfig, VTokModel, exist_ok=True)
+AutoModelForImageTextToText.register(VTokConfig, VTokForConditionalGeneration, exist_ok=True)
+
+__all__ = [
+    "VTokConfig",
+    "count_video_tokens",
+    "VTokVideoTokenizer",
+    "VTokTokenizerOutput",
+    "VTokPreTrainedModel",
+    "VTokModel",
+    "VTokForConditionalGeneration",
+    "VTokModelOutputWithPast",
+    "VTokCausalLMOutputWithPast",
+]

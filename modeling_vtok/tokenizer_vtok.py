@@ -1,0 +1,193 @@
+"""The VTok video tokenizer (arXiv 2602.04202, Sec. 3.1): key-frame spatial tokens + one residual
+token per later frame.
+
+For a video x_1..x_T with key frame x_k, the vision encoder F gives patch features; the key frame
+keeps its (optionally pooled) spatial tokens and every other frame t becomes
+
+    r_t = g_phi( pool( F(x_t) - F(x_k) ) )
+
+so the video costs S + (T - 1) tokens instead of S * T. With `temporal_stride` s > 1 the
+residual maps of s consecutive non-key frames are averaged into one token (no frame is skipped).
+The "frames" baseline keeps S spatial tokens of every frame through the same module.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel
+from transformers.activations import ACT2FN
+from transformers.utils import ModelOutput
+
+from .configuration_vtok import VTokConfig
+
+
+@dataclass
+class VTokTokenizerOutput(ModelOutput):
+    r"""
+    tokens (`torch.FloatTensor` of shape `(batch_size, max_num_tokens, token_dim)`):
+        Raw VTok tokens per video, zero-padded: S key-frame tokens then the residual tokens
+        ("vtok"), or S tokens per frame ("frames"). `token_dim` is the vision hidden size.
+    mask (`torch.BoolTensor` of shape `(batch_size, max_num_tokens)`):
+        True on real tokens, False on padding.
+    positions (`torch.LongTensor` of shape `(batch_size, max_num_tokens)`):
+        Temporal index of each token: 0 for key-frame tokens, j for the j-th residual token
+        (or the frame index in "frames" mode).
+    """
+
+    tokens: torch.FloatTensor | None = None
+    mask: torch.BoolTensor | None = None
+    positions: torch.LongTensor | None = None
+
+
+def sinusoidal_embedding(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """Transformer sine/cosine code of integer positions, `(...,)` -> `(..., dim)`."""
+    half = dim // 2
+    freqs = torch.exp(-torch.arange(half, device=positions.device, dtype=torch.float32) * (torch.log(torch.tensor(10000.0)) / max(half, 1)))
+    angles = positions.float()[..., None] * freqs
+    embedding = torch.cat([angles.sin(), angles.cos()], dim=-1)
+    return F.pad(embedding, (0, dim - 2 * half))
+
+
+def temporal_positions(num_frames: int, config: VTokConfig) -> torch.LongTensor:
+    """Temporal index of each of a video's tokens `(config.num_video_tokens(num_frames),)`.
+
+    "vtok": 0 for the S key-frame tokens, then 1, 2, ... for the residual tokens in order.
+    "frames": the frame index, repeated for the S tokens of each frame.
+    """
+    num_spatial = config.num_key_frame_tokens
+    if config.video_tokenization == "frames":
+        return torch.arange(num_frames).repeat_interleave(num_spatial)
+    num_residual = config.num_video_tokens(num_frames) - num_spatial
+    return torch.cat([torch.zeros(num_spatial, dtype=torch.long), torch.arange(1, num_residual + 1)])
+
+
+class VTokAttentionPool(nn.Module):
+    """Learned single-query attention over patches, an alternative to the mean (config `residual_pooling`)."""
+
+    def __init__(self, config: VTokConfig):
+        super().__init__()
+        dim = config.vision_config.hidden_size
+        self.query = nn.Parameter(torch.zeros(dim))
+        self.key = nn.Linear(dim, dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        # features: (windows, patches, dim) -> (windows, dim)
+        scores = self.key(features) @ self.query / features.shape[-1] ** 0.5
+        return (scores.softmax(dim=-1).unsqueeze(-1) * features).sum(dim=1)
+
+
+class VTokResidualMLP(nn.Module):
+    """g_phi: maps a pooled feature residual to one residual token (same width as the features)."""
+
+    def __init__(self, config: VTokConfig):
+        super().__init__()
+        dim = config.vision_config.hidden_size
+        self.linear_1 = nn.Linear(dim, config.residual_mlp_hidden_size)
+        self.act = ACT2FN[config.projector_hidden_act]
+        self.linear_2 = nn.Linear(config.residual_mlp_hidden_size, dim)
+
+    def forward(self, pooled_residuals: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(self.act(self.linear_1(pooled_residuals)))
+
+
+class VTokVideoTokenizer(nn.Module):
+    """Vision encoder + key-frame pooling + residual pooling + g_phi; turns pixels into VTok tokens."""
+
+    def __init__(self, config: VTokConfig):
+        super().__init__()
+        self.config = config
+        self.vision_tower = AutoModel.from_config(config.vision_config)
+        self.residual_pool = VTokAttentionPool(config) if config.residual_pooling == "attention" else None
+        self.residual_mlp = VTokResidualMLP(config)
+        if config.freeze_vision_encoder:
+            self.vision_tower.requires_grad_(False)
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """F: `(num_frames, C, H, W)` -> patch features `(num_frames, grid, grid, dim)`."""
+        config = self.config
+        size = config.vision_config.image_size
+        if tuple(frames.shape[-2:]) != (size, size):
+            raise ValueError(
+                f"Frames are {frames.shape[-2]}x{frames.shape[-1]} but the vision encoder expects {size}x{size} "
+                "(vision_config.image_size); resize them with VTokVideoProcessor."
+            )
+        last_layer = config.vision_feature_layer == -1
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not config.freeze_vision_encoder):
+            outputs = self.vision_tower(pixel_values=frames, output_hidden_states=not last_layer, return_dict=True)
+        # -1 means the tower's output, which includes its post-layernorm where it has one
+        features = outputs.last_hidden_state if last_layer else outputs.hidden_states[config.vision_feature_layer]
+        if config.vision_feature_select_strategy == "default":
+            features = features[:, 1:]  # drop CLS
+        grid = config.patch_grid_size
+        if features.shape[1] != grid * grid:
+            raise ValueError(
+                f"The vision encoder returned {features.shape[1]} patch features per frame, expected "
+                f"{grid * grid} from image_size={config.vision_config.image_size} and patch_size="
+                f"{config.vision_config.patch_size}. Resize frames to image_size, or set "
+                "vision_feature_select_strategy='default' for encoders with a CLS token (CLIP)."
+            )
+        return features.unflatten(1, (grid, grid))
+
+    def spatial_tokens(self, features: torch.Tensor) -> torch.Tensor:
+        """`(frames, grid, grid, dim)` -> `(frames, S, dim)`, average-pooled to key_frame_pool_size."""
+        pool_size = self.config.key_frame_pool_size
+        if pool_size is not None and pool_size != features.shape[1]:
+            features = F.adaptive_avg_pool2d(features.permute(0, 3, 1, 2), pool_size).permute(0, 2, 3, 1)
+        return features.flatten(1, 2)
+
+    def residual_tokens(self, features: torch.Tensor, key_frame_index: int) -> torch.Tensor:
+        """`(T, grid, grid, dim)` -> `(ceil((T-1)/stride), dim)`: one token per window of non-key frames."""
+        stride = self.config.temporal_stride
+        residuals = features - features[key_frame_index]
+        others = torch.cat([residuals[:key_frame_index], residuals[key_frame_index + 1 :]]).flatten(1, 2)
+        # Average each window of `stride` residual maps; the last window may be shorter.
+        windows = torch.stack([window.mean(dim=0) for window in others.split(stride)]) if len(others) else others
+        pooled = self.residual_pool(windows) if self.residual_pool is not None else windows.mean(dim=1)
+        return self.residual_mlp(pooled)
+
+    def forward(self, pixel_values_videos: torch.Tensor, video_lengths: torch.Tensor | None = None) -> VTokTokenizerOutput:
+        r"""
+        pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, max_num_frames, channels, height, width)`):
+            Frames of each video, zero-padded after its last frame.
+        video_lengths (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            True frame count of each video; `None` means every video fills `max_num_frames`.
+        """
+        batch_size, max_frames = pixel_values_videos.shape[:2]
+        if video_lengths is None:
+            video_lengths = torch.full((batch_size,), max_frames, dtype=torch.long)
+        lengths = [int(length) for length in video_lengths]
+        if len(lengths) != batch_size or min(lengths) < 1 or max(lengths) > max_frames:
+            raise ValueError(
+                f"video_lengths={lengths} does not fit pixel_values_videos of shape {tuple(pixel_values_videos.shape)}: "
+                f"one length per video, each between 1 and {max_frames}."
+            )
+        key_index = self.config.key_frame_index
+        if self.config.video_tokenization == "vtok" and key_index >= min(lengths):
+            raise ValueError(f"key_frame_index={key_index} needs at least {key_index + 1} frames, got video_lengths={lengths}.")
+
+        # Encode only real frames, so padding never reaches a token.
+        frame_mask = torch.arange(max_frames, device=pixel_values_videos.device)[None] < video_lengths.to(pixel_values_videos.device)[:, None]
+        features = self.encode_frames(pixel_values_videos[frame_mask]).split(lengths)
+
+        tokens = []
+        for video_features in features:
+            if self.config.video_tokenization == "frames":
+                tokens.append(self.spatial_tokens(video_features).flatten(0, 1))  # (T * S, dim)
+            else:
+                key = self.spatial_tokens(video_features[key_index : key_index + 1])[0]  # (S, dim)
+                residual = self.residual_tokens(video_features, key_index)  # (N, dim)
+                tokens.append(torch.cat([key, residual.to(key.dtype)]))
+
+        positions = [temporal_positions(length, self.config) for length in lengths]
+        assert [len(t) for t in tokens] == [len(p) for p in positions], "tokenizer and token count formula disagree"
+        device = pixel_values_videos.device
+        return VTokTokenizerOutput(
+            tokens=nn.utils.rnn.pad_sequence(tokens, batch_first=True),
+            mask=nn.utils.rnn.pad_sequence([torch.ones(len(p), dtype=torch.bool) for p in positions], batch_first=True).to(device),
+            positions=nn.utils.rnn.pad_sequence(positions, batch_first=True).to(device),
+        )
+
+
+__all__ = ["VTokVideoTokenizer", "VTokTokenizerOutput", "temporal_positions"]
