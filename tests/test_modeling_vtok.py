@@ -219,3 +219,18 @@ def test_frames_mode_cannot_generate():
     model = VTokModelTester(video_tokenization="frames").model()
     with pytest.raises(ValueError, match="video_tokenization='vtok'"):
         model.generate_video_tokens(torch.tensor([[5]]), num_frames=2)
+
+
+def test_clip_and_llama_backbones_work_by_config():
+    vision = {"model_type": "clip_vision_model", "image_size": 32, "patch_size": 8, "hidden_size": 32,
+              "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
+    text = {"model_type": "llama", "vocab_size": 99, "hidden_size": 32, "intermediate_size": 64,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2}
+    tester = VTokModelTester(vision_config=vision, text_config=text, vision_feature_select_strategy="default", vision_feature_layer=-2)
+    model = tester.model()
+    assert type(model.model.language_model).__name__ == "LlamaModel"
+    inputs = tester.inputs(frame_counts=(3,))
+    assert model(**inputs).logits.shape == (1, inputs["input_ids"].shape[1], 99)
+    # CLIP's CLS token must be dropped: keeping it is a clear error, not a silent shift
+    with pytest.raises(ValueError, match="17 patch features per frame, expected 16"):
+        VTokModelTester(vision_config=vision, text_config=text).model()(**inputs)
