@@ -1,0 +1,159 @@
+"""Processor of VTok: videos + text -> model inputs (arXiv 2602.04202, Sec. 3).
+
+Each `<video>` placeholder in the text becomes `<vid_start>` + `<video>` * N + `<vid_end>`, where
+N = `count_video_tokens(T)` for that video's real frame count T (S key-frame tokens + one residual
+token per later frame or stride window). The model computes its features with the same function.
+"""
+
+from transformers import AutoProcessor
+from transformers.processing_utils import ProcessorMixin
+from transformers.utils import logging
+
+from modeling_vtok.configuration_vtok import VTokConfig, count_video_tokens
+
+from .video_processing_vtok import make_list_of_videos
+
+
+logger = logging.get_logger(__name__)
+
+# Sampling arguments users pass to `apply_chat_template` directly; they belong to the video processor.
+_VIDEO_SAMPLING_KWARGS = ("num_frames", "fps", "do_sample_frames", "video_metadata")
+
+
+class VTokProcessor(ProcessorMixin):
+    r"""
+    Wraps a [`VTokVideoProcessor`] and a tokenizer. Build it with [`~VTokProcessor.from_model_config`] so
+    the token counts match the model.
+
+    num_key_frame_tokens (`int`):
+        S, spatial tokens of the key frame (`VTokConfig.num_key_frame_tokens`).
+    temporal_stride (`int`, *optional*, defaults to 1):
+        Later frames summarised by one residual token (`VTokConfig.temporal_stride`).
+    video_tokenization (`str`, *optional*, defaults to `"vtok"`):
+        `"vtok"` or the `"frames"` baseline (`VTokConfig.video_tokenization`).
+    video_token (`str`, *optional*, defaults to `"<video>"`):
+        Placeholder written once per video in the prompt and repeated once per video token.
+    video_start_token (`str`, *optional*, defaults to `"<vid_start>"`):
+        Token put before a video's placeholders.
+    video_end_token (`str`, *optional*, defaults to `"<vid_end>"`):
+        Token put after a video's placeholders.
+    """
+
+    # Left padding so that a batch of prompts can be continued by `generate`.
+    text_kwargs = {"padding": True, "padding_side": "left", "return_tensors": "pt"}
+    videos_kwargs = {"return_tensors": "pt"}
+
+    def __init__(
+        self,
+        video_processor=None,
+        tokenizer=None,
+        chat_template=None,
+        num_key_frame_tokens: int | None = None,
+        temporal_stride: int = 1,
+        video_tokenization: str = "vtok",
+        video_token: str = "<video>",
+        video_start_token: str = "<vid_start>",
+        video_end_token: str = "<vid_end>",
+        **kwargs,
+    ):
+        if num_key_frame_tokens is None or num_key_frame_tokens < 1:
+            raise ValueError(
+                f"`num_key_frame_tokens` must be a positive int, got {num_key_frame_tokens}. Take it from the "
+                "model: `VTokProcessor.from_model_config(config, ...)` reads `config.num_key_frame_tokens`."
+            )
+        if temporal_stride < 1:
+            raise ValueError(f"`temporal_stride` must be >= 1, got {temporal_stride}.")
+        count_video_tokens(1, num_key_frame_tokens, temporal_stride, video_tokenization)  # rejects unknown modes
+        self.num_key_frame_tokens = num_key_frame_tokens
+        self.temporal_stride = temporal_stride
+        self.video_tokenization = video_tokenization
+        self.video_token = video_token
+        self.video_start_token = video_start_token
+        self.video_end_token = video_end_token
+        if tokenizer is not None:
+            ids = {}
+            for token in (video_token, video_start_token, video_end_token):
+                ids[token] = tokenizer.convert_tokens_to_ids(token)
+                if ids[token] is None or ids[token] == tokenizer.unk_token_id:
+                    raise ValueError(
+                        f"The tokenizer has no token {token!r}. Add it with "
+                        f"`tokenizer.add_special_tokens({{'additional_special_tokens': [{token!r}]}})` "
+                        "or train one with `train_text_tokenizer`."
+                    )
+            self.video_token_id = ids[video_token]
+            self.video_start_token_id = ids[video_start_token]
+            self.video_end_token_id = ids[video_end_token]
+        if chat_template is None and tokenizer is not None:
+            chat_template = getattr(tokenizer, "chat_template", None)
+        super().__init__(video_processor, tokenizer, chat_template=chat_template, **kwargs)
+
+    @classmethod
+    def from_model_config(cls, config: VTokConfig, video_processor, tokenizer, **kwargs) -> "VTokProcessor":
+        """Build a processor whose token counts and token ids match the model of `config`."""
+        processor = cls(
+            video_processor=video_processor,
+            tokenizer=tokenizer,
+            num_key_frame_tokens=config.num_key_frame_tokens,
+            temporal_stride=config.temporal_stride,
+            video_tokenization=config.video_tokenization,
+            **kwargs,
+        )
+        for name in ("video_token_id", "video_start_token_id", "video_end_token_id"):
+            if getattr(processor, name) != getattr(config, name):
+                raise ValueError(
+                    f"The tokenizer maps {name[:-3]} to id {getattr(processor, name)} but config.{name} is "
+                    f"{getattr(config, name)}. Build the config with "
+                    f"`{name}=tokenizer.convert_tokens_to_ids(...)` so the model finds the placeholders."
+                )
+        return processor
+
+    def num_video_tokens(self, num_frames: int) -> int:
+        """Number of `<video>` placeholders a video of `num_frames` frames costs (start/end tokens excluded)."""
+        return count_video_tokens(
+            num_frames, self.num_key_frame_tokens, self.temporal_stride, self.video_tokenization
+        )
+
+    def validate_inputs(self, images=None, text=None, videos=None, audio=None, **kwargs):
+        if text is None and videos is None:
+            raise ValueError(f"You need to provide `text` or `videos` to call {type(self).__name__}.")
+        if images is not None or audio is not None:
+            raise ValueError(f"{type(self).__name__} only accepts `text` and `videos`, not images or audio.")
+        if text is None:
+            return
+        if not all(isinstance(sample, str) for sample in text):
+            raise ValueError("`text` must be a string or a list of strings.")
+        num_placeholders = sum(sample.count(self.video_token) for sample in text)
+        num_videos = 0 if videos is None else len(make_list_of_videos(videos))
+        if num_placeholders != num_videos:
+            raise ValueError(
+                f"The text has {num_placeholders} {self.video_token} placeholders but {num_videos} videos were "
+                f"passed; write one {self.video_token} per video."
+            )
+
+    def _process_videos(self, videos, **kwargs):
+        processed = self.video_processor(videos, **kwargs)
+        replacements = [
+            self.video_start_token + self.video_token * self.num_video_tokens(int(length)) + self.video_end_token
+            for length in processed["video_lengths"]
+        ]
+        return processed, replacements
+
+    def apply_chat_template(self, conversation, chat_template=None, **kwargs):
+        """Like [`ProcessorMixin.apply_chat_template`]; `{"type": "video", "video": ...}` items are decoded
+        by the VTok video processor (PyAV). `num_frames` / `fps` may be passed directly."""
+        processor_kwargs = dict(kwargs.pop("processor_kwargs", None) or {})
+        for name in _VIDEO_SAMPLING_KWARGS:
+            if name in kwargs:
+                processor_kwargs[name] = kwargs.pop(name)
+        return super().apply_chat_template(
+            conversation, chat_template=chat_template, processor_kwargs=processor_kwargs, **kwargs
+        )
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return ["input_ids", "attention_mask", "pixel_values_videos", "video_lengths"]
+
+
+AutoProcessor.register(VTokConfig, VTokProcessor)
+
+__all__ = ["VTokProcessor"]
