@@ -53,3 +53,30 @@ def tiny_vtok_config(**overrides) -> VTokConfig:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+CORPUS = [
+    "a red circle moves left",
+    "a blue square moves right",
+    "which way does the circle move ?",
+    "how many shapes are there ?",
+    "left right up down one two three",
+    "describe the video",
+]
+
+
+def tiny_stack(**config_overrides):
+    """A tiny model and its processor sharing a locally trained tokenizer: `(model, processor)`."""
+    from modeling_vtok import VTokForConditionalGeneration
+    from processing_vtok import VTokProcessor, VTokVideoProcessor, train_text_tokenizer
+
+    tokenizer = train_text_tokenizer(CORPUS * 4, vocab_size=300)
+    config = tiny_vtok_config(
+        text_config=tiny_text_config(vocab_size=len(tokenizer)),
+        video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
+        video_start_token_id=tokenizer.convert_tokens_to_ids("<vid_start>"),
+        video_end_token_id=tokenizer.convert_tokens_to_ids("<vid_end>"),
+        **config_overrides,
+    )
+    processor = VTokProcessor.from_model_config(config, VTokVideoProcessor(size={"height": 32, "width": 32}), tokenizer)
+    return VTokForConditionalGeneration(config).eval(), processor

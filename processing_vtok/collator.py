@@ -1,0 +1,72 @@
+"""Batches video–text examples for `Trainer`: understanding (video + question -> answer) and
+generation (caption -> video) examples in one batch, giving both terms of VTok's loss."""
+
+import torch
+
+TASKS = ("understanding", "generation")
+
+
+class VTokDataCollator:
+    """Turns examples into model inputs with `labels` and `videos_to_generate`.
+
+    Each example is a dict with `task` and `video` (anything [`VTokVideoProcessor`] accepts) and
+    - `task="understanding"`: `question` and `answer`. The chat is `user: <video> question`,
+      `assistant: answer`; only the answer (and its end-of-turn) carries labels.
+    - `task="generation"`: `caption`. The chat is `user: caption`, `assistant: <video>`; the LLM
+      learns to open a video (`<vid_start>` is labelled) and to write its VTok tokens
+      (`videos_to_generate` is True for it).
+
+    Use with `TrainingArguments(remove_unused_columns=False)` so these columns reach the collator.
+    """
+
+    def __init__(self, processor, num_frames: int | None = None):
+        self.processor = processor
+        self.num_frames = num_frames
+
+    def prompt(self, example: dict) -> str:
+        """The chat up to the assistant's turn, as text with `<video>` placeholders."""
+        task = example.get("task")
+        if task == "understanding":
+            content = [{"type": "video"}, {"type": "text", "text": example["question"]}]
+        elif task == "generation":
+            content = [{"type": "text", "text": example["caption"]}]
+        else:
+            raise ValueError(f"Unknown task {task!r} in a training example. Has to be one of {list(TASKS)}.")
+        messages = [{"role": "user", "content": content}]
+        return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def __call__(self, examples: list[dict]) -> dict:
+        tokenizer = self.processor.tokenizer
+        end_of_turn = tokenizer.eos_token
+        texts, answers = [], []
+        for example in examples:
+            prompt = self.prompt(example)
+            if example["task"] == "generation":
+                texts.append(prompt + self.processor.video_token)
+                answers.append(None)
+            else:
+                answer = f"{example['answer']}{end_of_turn}"
+                texts.append(prompt + answer)
+                answers.append(tokenizer(answer, add_special_tokens=False)["input_ids"])
+        batch = self.processor(
+            text=texts, videos=[example["video"] for example in examples], num_frames=self.num_frames, padding=True, return_tensors="pt"
+        )
+
+        # Left padding: an answer is the tail of its row.
+        labels = torch.full_like(batch["input_ids"], -100)
+        start_id = self.processor.tokenizer.convert_tokens_to_ids(self.processor.video_start_token)
+        for row, answer in enumerate(answers):
+            ids = batch["input_ids"][row]
+            if answer is None:
+                labels[row, ids == start_id] = start_id
+                continue
+            tail = ids[-len(answer) :].tolist()
+            if tail != answer:
+                raise ValueError(f"The answer's tokens {answer} are not the end of the tokenized chat {tail}; check the chat template.")
+            labels[row, -len(answer) :] = ids[-len(answer) :]
+        batch["labels"] = labels
+        batch["videos_to_generate"] = torch.tensor([example.get("task") == "generation" for example in examples])
+        return batch
+
+
+__all__ = ["VTokDataCollator"]
