@@ -129,11 +129,11 @@ def render_clip(shapes: list[dict], num_frames: int = 8, image_size: int = 32) -
 
     Each shape dict has `color`, `shape`, `size`, `direction`, `motion`, start centre `x`, `y`
     (pixels) and optionally `end_color` / `end_size`, which take over from the middle frame on.
-    Later shapes are drawn over earlier ones. Pure and deterministic.
+    The first (main) shape is drawn on top of the others. Pure and deterministic.
     """
     video = np.zeros((num_frames, image_size, image_size, 3), dtype=np.uint8)
     video[...] = BACKGROUND
-    for s in shapes:
+    for s in reversed(shapes):
         centres = shape_trajectory(s["motion"], s["direction"], s["x"], s["y"], num_frames, image_size)
         for t in range(num_frames):
             late = t >= num_frames // 2

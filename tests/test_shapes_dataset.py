@@ -86,6 +86,15 @@ def test_answers_match_pixels(train):
         if row["category"] == "counting":
             colours = {c for c in COLORS if np.all(video[0] == COLORS[c], axis=-1).any()}
             assert row["answer"] == ("one", "two", "three")[len(colours) - 1]
+        if row["category"] == "motion":
+            pos = np.stack([_centroid(f, main["color"]) for f in video])
+            axis = 0 if main["direction"] in ("left", "right") else 1
+            first, second = pos[4, axis] - pos[0, axis], pos[-1, axis] - pos[4, axis]
+            if "turn around" in row["question"]:
+                assert row["answer"] == ("yes" if first * second < 0 else "no")
+            else:
+                steps = np.abs(np.diff(pos[:, axis]))
+                assert row["answer"] == ("faster" if steps[-1] > steps[0] else "slower")
         if row["category"] == "color":
             assert row["answer"] == main["color"] and row["shape"] in row["question"]
 
