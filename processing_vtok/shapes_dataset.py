@@ -300,7 +300,8 @@ def _sample_example(rng, category: str, split: str, num_frames: int, image_size:
     }
 
 
-def _render_batch(batch: dict) -> dict:
+def render_videos(batch: dict) -> dict:
+    """Format transform adding the rendered `video` column to a batch of rows (re-apply after concatenation)."""
     if not {"shapes", "num_frames", "image_size"} <= set(batch):  # a column subset was asked for
         return batch
     batch["video"] = [
@@ -352,7 +353,7 @@ def load_vtok_shapes(
         rng = np.random.default_rng([_SPLIT_IDS[split], seed, i])
         rows.append(_sample_example(rng, CATEGORIES[i % len(CATEGORIES)], split, num_frames, image_size))
     dataset = Dataset.from_list(rows, features=FEATURES) if rows else Dataset.from_dict({k: [] for k in FEATURES}, features=FEATURES)
-    dataset.set_transform(_render_batch)
+    dataset.set_transform(render_videos)
     return dataset
 
 
@@ -378,5 +379,6 @@ __all__ = [
     "make_caption",
     "make_generation_prompt",
     "render_clip",
+    "render_videos",
     "shape_trajectory",
 ]
