@@ -1,0 +1,181 @@
+"""VTokTextToVideoPipeline: output types, batching, guidance, callbacks, save/load, errors, reconstruction,
+motion transfer and the VAE latent space; tiny seeded components on the CPU (in the spirit of diffusers' test_wan.py)."""
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from conftest import tiny_stack
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
+
+from modeling_vtok.decoder_vtok import VTokVideoDecoder
+from modeling_vtok.pipeline_vtok import VTokPipelineOutput, VTokTextToVideoPipeline, export_video
+
+
+def get_dummy_components(vae=False, **config_overrides):
+    model, processor = tiny_stack(**config_overrides)
+    torch.manual_seed(0)
+    decoder = VTokVideoDecoder(
+        token_dim=32, key_grid_size=4, temporal_stride=model.config.temporal_stride, sample_size=16,
+        in_channels=16 if vae else 3, num_layers=1, num_attention_heads=2, attention_head_dim=12, freq_dim=32,
+    ).eval()
+    components = {"model": model, "processor": processor, "decoder": decoder, "scheduler": FlowMatchEulerDiscreteScheduler()}
+    if vae:
+        torch.manual_seed(0)
+        components["vae"] = AutoencoderKLWan(
+            base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+        ).eval()
+    return components
+
+
+def make_pipe(**kwargs):
+    pipe = VTokTextToVideoPipeline(**get_dummy_components(**kwargs))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def get_dummy_inputs(seed=0, **overrides):
+    inputs = {"prompt": "a red circle moves left", "num_frames": 3, "num_inference_steps": 2, "guidance_scale": 2.0,
+              "generator": torch.Generator().manual_seed(seed), "output_type": "pt"}
+    inputs.update(overrides)
+    return inputs
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return make_pipe()
+
+
+def clip(num_frames=3, seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (num_frames, 32, 32, 3), dtype=np.uint8)
+
+
+def test_output_types_shapes_and_ranges(pipe):
+    frames = pipe(**get_dummy_inputs(output_type="np")).frames
+    assert isinstance(frames, np.ndarray) and frames.shape == (1, 3, 16, 16, 3)
+    assert frames.min() >= 0 and frames.max() <= 1
+    frames = pipe(**get_dummy_inputs(output_type="pt")).frames
+    assert frames.shape == (1, 3, 3, 16, 16) and frames.min() >= 0 and frames.max() <= 1
+    frames = pipe(**get_dummy_inputs(output_type="pil")).frames
+    assert len(frames) == 1 and len(frames[0]) == 3 and isinstance(frames[0][0], PIL.Image.Image)
+    assert frames[0][0].size == (16, 16)
+    latents = pipe(**get_dummy_inputs(output_type="latent")).frames
+    assert latents.shape == (1, 3, 3, 16, 16)
+    # dict and tuple outputs agree
+    as_tuple = pipe(**get_dummy_inputs(), return_dict=False)
+    assert torch.equal(as_tuple[0], pipe(**get_dummy_inputs()).frames)
+    assert isinstance(pipe(**get_dummy_inputs()), VTokPipelineOutput)
+
+
+def test_batch_of_prompts_matches_single_runs(pipe):
+    prompts = ["a red circle moves left", "describe the video"]
+    batch = pipe(**get_dummy_inputs(prompt=prompts, generator=[torch.Generator().manual_seed(s) for s in (0, 1)])).frames
+    assert batch.shape == (2, 3, 3, 16, 16)
+    for i, prompt in enumerate(prompts):
+        single = pipe(**get_dummy_inputs(seed=i, prompt=prompt)).frames
+        torch.testing.assert_close(batch[i : i + 1], single, atol=1e-4, rtol=1e-4)
+
+
+def test_num_videos_per_prompt(pipe):
+    frames = pipe(**get_dummy_inputs(prompt=["a red circle", "describe"], num_videos_per_prompt=2)).frames
+    assert frames.shape == (4, 3, 3, 16, 16)
+    assert not torch.allclose(frames[0], frames[1])  # same tokens, different noise
+
+
+def test_guidance_on_and_off(pipe):
+    calls = []
+    hook = pipe.decoder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        off = pipe(**get_dummy_inputs(guidance_scale=1.0)).frames
+        assert len(calls) == 2  # one decoder call per step
+        on = pipe(**get_dummy_inputs(guidance_scale=4.0)).frames
+        assert len(calls) == 2 + 4  # conditional + unconditional
+        negative = pipe(**get_dummy_inputs(guidance_scale=4.0, negative_prompt="a blue square")).frames
+    finally:
+        hook.remove()
+    assert not torch.allclose(on, off) and not torch.allclose(on, negative)
+
+
+def test_callback_on_step_end_can_change_latents(pipe):
+    seen = []
+
+    def callback(pipeline, step, timestep, callback_kwargs):
+        seen.append(step)
+        return {"latents": torch.zeros_like(callback_kwargs["latents"])}
+
+    latents = pipe(**get_dummy_inputs(output_type="latent", callback_on_step_end=callback)).frames
+    assert seen == [0, 1] and torch.count_nonzero(latents) == 0
+    with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs"):
+        pipe(**get_dummy_inputs(callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["noise"]))
+
+
+def test_save_load_reproduces_frames(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path)
+    loaded = VTokTextToVideoPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.vae is None and loaded.decoder.config.conditioning == pipe.decoder.config.conditioning
+    torch.testing.assert_close(loaded(**get_dummy_inputs()).frames, pipe(**get_dummy_inputs()).frames, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"prompt": []}, "empty list"),
+        ({"num_frames": 0}, "num_frames"),
+        ({"height": 15}, "divisible by 2"),
+        ({"width": 18, "height": 17}, "height"),
+        ({"output_type": "gif"}, "output_type"),
+        ({"prompt": None}, "exactly one of `prompt` or `video_tokens`"),
+    ],
+)
+def test_errors(pipe, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        pipe(**get_dummy_inputs(**overrides))
+
+
+def test_frames_tokenization_cannot_generate():
+    pipe = make_pipe(video_tokenization="frames")
+    with pytest.raises(ValueError, match="video_tokenization='vtok'"):
+        pipe(**get_dummy_inputs())
+    with pytest.raises(ValueError, match="video_tokenization='vtok'"):
+        pipe.reconstruct(clip(), num_inference_steps=1)
+
+
+def test_reconstruct_and_transfer_motion(pipe):
+    tokens, num_frames = pipe.encode_video(clip(5))
+    assert tokens.shape == (1, 16 + 4, 32) and num_frames == 5
+    frames = pipe.reconstruct(clip(5), num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="pt").frames
+    assert frames.shape == (1, 5, 3, 16, 16)
+    frames = pipe.transfer_motion([clip(5, 1), clip(5, 2)], [clip(5, 3), clip(5, 4)], num_inference_steps=2,
+                                  output_type="np").frames
+    assert frames.shape == (2, 5, 16, 16, 3)
+    with pytest.raises(ValueError, match="same"):
+        pipe.transfer_motion(clip(5), clip(3), num_inference_steps=1)
+
+
+def test_rendering_given_tokens_equals_prompt_path(pipe):
+    text = pipe.processor(text=["a red circle moves left"], return_tensors="pt", padding=True)
+    tokens = pipe.model.generate_video_tokens(text["input_ids"], text["attention_mask"], num_frames=3)
+    from_tokens = pipe(**get_dummy_inputs(prompt=None, video_tokens=tokens)).frames
+    assert torch.equal(from_tokens, pipe(**get_dummy_inputs()).frames)
+
+
+def test_vae_latent_space():
+    pipe = make_pipe(vae=True)
+    assert pipe.vae_scale_factor_spatial == 8 and pipe.vae_scale_factor_temporal == 4
+    inputs = get_dummy_inputs(num_frames=5, height=32, width=32)
+    latents = pipe(**inputs | {"output_type": "latent", "generator": torch.Generator().manual_seed(0)}).frames
+    assert latents.shape == (1, 16, 2, 4, 4)  # 5 frames -> 2 latent frames, 32 px -> 4
+    frames = pipe(**inputs).frames
+    assert frames.shape == (1, 5, 3, 32, 32) and frames.min() >= 0 and frames.max() <= 1
+    with pytest.raises(ValueError, match="divisible by 16"):
+        pipe(**get_dummy_inputs(height=24, width=24))
+    # decoder training in latent space: samples are the VAE's normalised latents
+    loss = pipe.decoder.training_loss(torch.randn(1, 16, 2, 4, 4), torch.randn(1, 20, 32), num_frames=5)
+    assert torch.isfinite(loss)
+
+
+def test_export_video(pipe, tmp_path):
+    frames = pipe(**get_dummy_inputs(output_type="np")).frames
+    path = export_video(frames[0], str(tmp_path / "clip.mp4"), fps=4)
+    assert (tmp_path / "clip.mp4").stat().st_size > 0 and path.endswith(".mp4")
