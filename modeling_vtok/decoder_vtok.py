@@ -70,7 +70,7 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin):
         Feed-forward width of the Wan blocks; defaults to 4 x the inner dim.
     freq_dim (`int`, defaults to 64):
         Size of the sinusoidal timestep embedding.
-    conditioning (`str`, defaults to `"concat"`):
+    conditioning (`str`, defaults to `"both"`):
         `"concat"`, `"cross_attention"` or `"both"` (see the module docstring).
     concat_channels (`int`, defaults to 4):
         Channels the key-frame grid and the residual tokens are each projected to on the "concat" path.
@@ -101,7 +101,7 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin):
         attention_head_dim: int = 16,
         ffn_dim: int | None = None,
         freq_dim: int = 64,
-        conditioning: str = "concat",
+        conditioning: str = "both",
         concat_channels: int = 4,
         prediction_type: str = "sample",
         conditioning_dropout: float = 0.1,
