@@ -4,6 +4,7 @@ and the diffusers pipeline. Importing this package registers `model_type="vtok"`
 from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText
 
 from .configuration_vtok import VTokConfig, count_video_tokens
+from .decoder_vtok import VTokVideoDecoder, VTokVideoDecoderOutput
 from .modeling_vtok import (
     VTokCausalLMOutputWithPast,
     VTokForConditionalGeneration,
@@ -11,6 +12,7 @@ from .modeling_vtok import (
     VTokModelOutputWithPast,
     VTokPreTrainedModel,
 )
+from .pipeline_vtok import VTokPipelineOutput, VTokTextToVideoPipeline, export_video
 from .tokenizer_vtok import VTokTokenizerOutput, VTokVideoTokenizer
 
 AutoConfig.register("vtok", VTokConfig, exist_ok=True)
@@ -27,4 +29,9 @@ __all__ = [
     "VTokForConditionalGeneration",
     "VTokModelOutputWithPast",
     "VTokCausalLMOutputWithPast",
+    "VTokVideoDecoder",
+    "VTokVideoDecoderOutput",
+    "VTokTextToVideoPipeline",
+    "VTokPipelineOutput",
+    "export_video",
 ]

@@ -18,7 +18,6 @@ timestep `t = sigma * num_train_timesteps`, and the scheduler steps along the ve
 the defaults.
 """
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +27,7 @@ from diffusers.models import ModelMixin, WanTransformer3DModel
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from .configuration_vtok import count_video_tokens
 from .tokenizer_vtok import sinusoidal_embedding
 
 
@@ -151,7 +151,7 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin):
 
     def num_video_tokens(self, num_frames: int) -> int:
         """S + ceil((T - 1) / temporal_stride): the token count the decoder expects for `num_frames` frames."""
-        return self.num_key_frame_tokens + math.ceil((num_frames - 1) / self.config.temporal_stride)
+        return count_video_tokens(num_frames, self.num_key_frame_tokens, self.config.temporal_stride)
 
     def null_tokens(self, batch_size: int, num_tokens: int) -> torch.Tensor:
         """The unconditional input `(batch_size, num_tokens, token_dim)` used for classifier-free guidance."""

@@ -163,7 +163,9 @@ class VTokTextToVideoPipeline(DiffusionPipeline):
             )
 
     def _prompt_tokens(self, prompt: list[str], num_frames: int, device) -> torch.Tensor:
-        text = self.processor(text=prompt, return_tensors="pt", padding=True)
+        # the same chat text the model was trained to continue with a video (VTokDataCollator)
+        text = [self.processor.text_to_video_prompt(p) for p in prompt]
+        text = self.processor(text=text, return_tensors="pt", padding=True)
         return self.model.generate_video_tokens(
             text["input_ids"].to(device), text["attention_mask"].to(device), num_frames=num_frames
         )

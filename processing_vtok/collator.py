@@ -26,13 +26,11 @@ class VTokDataCollator:
     def prompt(self, example: dict) -> str:
         """The chat up to the assistant's turn, as text with `<video>` placeholders."""
         task = example.get("task")
-        if task == "understanding":
-            content = [{"type": "video"}, {"type": "text", "text": example["question"]}]
-        elif task == "generation":
-            content = [{"type": "text", "text": example["caption"]}]
-        else:
+        if task == "generation":
+            return self.processor.text_to_video_prompt(example["caption"])
+        if task != "understanding":
             raise ValueError(f"Unknown task {task!r} in a training example. Has to be one of {list(TASKS)}.")
-        messages = [{"role": "user", "content": content}]
+        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": example["question"]}]}]
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def __call__(self, examples: list[dict]) -> dict:

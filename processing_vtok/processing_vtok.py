@@ -113,6 +113,15 @@ class VTokProcessor(ProcessorMixin):
             num_frames, self.num_key_frame_tokens, self.temporal_stride, self.video_tokenization
         )
 
+    def text_to_video_prompt(self, caption: str) -> str:
+        """The chat text after which the model writes a video: `user: caption`, then the assistant's turn.
+
+        Training ([`VTokDataCollator`]) and generation ([`VTokTextToVideoPipeline`]) both use it, so the
+        LLM sees at inference exactly the context it learned to continue with `<vid_start>`.
+        """
+        messages = [{"role": "user", "content": [{"type": "text", "text": caption}]}]
+        return self.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
     def validate_inputs(self, images=None, text=None, videos=None, audio=None, **kwargs):
         if text is None and videos is None:
             raise ValueError(f"You need to provide `text` or `videos` to call {type(self).__name__}.")

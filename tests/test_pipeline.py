@@ -154,7 +154,8 @@ def test_reconstruct_and_transfer_motion(pipe):
 
 
 def test_rendering_given_tokens_equals_prompt_path(pipe):
-    text = pipe.processor(text=["a red circle moves left"], return_tensors="pt", padding=True)
+    chat = pipe.processor.text_to_video_prompt("a red circle moves left")
+    text = pipe.processor(text=[chat], return_tensors="pt", padding=True)
     tokens = pipe.model.generate_video_tokens(text["input_ids"], text["attention_mask"], num_frames=3)
     from_tokens = pipe(**get_dummy_inputs(prompt=None, video_tokens=tokens)).frames
     assert torch.equal(from_tokens, pipe(**get_dummy_inputs()).frames)
