@@ -63,6 +63,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--decoder-learning-rate", type=float, default=1e-3)
+    parser.add_argument("--train-vision-encoder", action="store_true", help="unfreeze F (no pretrained encoder is available offline)")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="activation checkpointing in the LLM")
     parser.add_argument("--logging-steps", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -82,6 +83,7 @@ def build_model_and_processor(args, texts: list[str]) -> tuple[VTokForConditiona
         vision_config={"model_type": "siglip_vision_model", "image_size": args.image_size, **size["vision"]},
         text_config={"model_type": "qwen2", "vocab_size": len(tokenizer), "max_position_embeddings": 1024, **size["text"]},
         key_frame_pool_size=size["key_frame_pool_size"],
+        freeze_vision_encoder=not args.train_vision_encoder,
         video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
         video_start_token_id=tokenizer.convert_tokens_to_ids("<vid_start>"),
         video_end_token_id=tokenizer.convert_tokens_to_ids("<vid_end>"),

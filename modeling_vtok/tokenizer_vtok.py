@@ -79,17 +79,23 @@ class VTokAttentionPool(nn.Module):
 
 
 class VTokResidualMLP(nn.Module):
-    """g_phi: maps a pooled feature residual to one residual token (same width as the features)."""
+    """g_phi: maps a pooled feature residual to one residual token (same width as the features).
+
+    A pooled residual is far smaller than the features themselves (only the patches that changed
+    contribute to the mean), so an optional input LayerNorm (`residual_layer_norm`) puts it on the
+    scale of the key-frame tokens; without it a small model barely sees the motion at first.
+    """
 
     def __init__(self, config: VTokConfig):
         super().__init__()
         dim = config.vision_config.hidden_size
+        self.norm = nn.LayerNorm(dim) if config.residual_layer_norm else nn.Identity()
         self.linear_1 = nn.Linear(dim, config.residual_mlp_hidden_size)
         self.act = ACT2FN[config.projector_hidden_act]
         self.linear_2 = nn.Linear(config.residual_mlp_hidden_size, dim)
 
     def forward(self, pooled_residuals: torch.Tensor) -> torch.Tensor:
-        return self.linear_2(self.act(self.linear_1(pooled_residuals)))
+        return self.linear_2(self.act(self.linear_1(self.norm(pooled_residuals))))
 
 
 class VTokVideoTokenizer(nn.Module):

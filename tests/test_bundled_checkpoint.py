@@ -1,0 +1,53 @@
+"""The bundled default model: loads through the Auto classes and the pipeline, answers, generates."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from modeling_vtok import VTokForConditionalGeneration, VTokTextToVideoPipeline
+from processing_vtok import VTokProcessor, load_vtok_shapes
+
+CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "vtok-tiny-shapes"
+
+
+@pytest.fixture(scope="module")
+def model_and_processor():
+    model = AutoModelForImageTextToText.from_pretrained(CHECKPOINT / "model").eval()
+    processor = AutoProcessor.from_pretrained(CHECKPOINT / "processor")
+    return model, processor
+
+
+def test_checkpoint_is_small_and_safetensors_only():
+    files = [f for f in CHECKPOINT.rglob("*") if f.is_file()]
+    assert sum(f.stat().st_size for f in files) < 30 * 2**20
+    assert any(f.suffix == ".safetensors" for f in files)
+    assert not any(f.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"} for f in files)
+
+
+def test_loads_through_auto_classes(model_and_processor):
+    model, processor = model_and_processor
+    assert isinstance(model, VTokForConditionalGeneration) and isinstance(processor, VTokProcessor)
+    assert processor.num_video_tokens(8) == model.config.num_video_tokens(8) == 16 + 7
+
+
+def test_answers_the_direction_question_of_a_fixed_test_clip(model_and_processor):
+    model, processor = model_and_processor
+    test = load_vtok_shapes("test", num_samples=8)
+    clip = next(test[i] for i in range(len(test)) if test[i]["category"] == "direction")
+    messages = [{"role": "user", "content": [{"type": "video", "video": clip["video"]}, {"type": "text", "text": clip["question"]}]}]
+    inputs = processor.apply_chat_template(messages, tokenize=True, return_dict=True, add_generation_prompt=True, return_tensors="pt")
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=4, do_sample=False)
+    answer = processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)[0].strip()
+    assert answer == clip["answer"], (clip["question"], answer, clip["answer"])
+
+
+def test_pipeline_generates_frames_of_the_documented_shape():
+    pipeline = VTokTextToVideoPipeline.from_pretrained(CHECKPOINT)
+    frames = pipeline("a red circle moving right", num_frames=8, num_inference_steps=4,
+                      generator=torch.Generator().manual_seed(0), output_type="np").frames
+    assert frames.shape == (1, 8, 32, 32, 3)
+    assert frames.dtype == np.float32 and 0 <= frames.min() and frames.max() <= 1
