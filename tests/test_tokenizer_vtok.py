@@ -114,3 +114,12 @@ def test_bad_lengths_and_short_videos_raise():
         tokenizer(torch.randn(1, 2, 3, 32, 32))
     with pytest.raises(ValueError, match="expects 32x32"):
         tokenizer(torch.randn(1, 4, 3, 48, 48))
+
+
+def test_residual_layer_norm_is_a_config_switch():
+    with_norm = tokenizer_for()
+    without = tokenizer_for(residual_layer_norm=False)
+    assert isinstance(with_norm.residual_mlp.norm, torch.nn.LayerNorm)
+    assert isinstance(without.residual_mlp.norm, torch.nn.Identity)
+    small = torch.full((1, 32), 1e-3) * torch.randn(1, 32)
+    torch.testing.assert_close(with_norm.residual_mlp.norm(small * 100), with_norm.residual_mlp.norm(small), atol=1e-3, rtol=1e-3)
