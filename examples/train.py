@@ -57,18 +57,23 @@ def parse_args(argv=None):
     parser.add_argument("--decoder-steps", type=int, default=200, help="optimizer steps of the decoder stage")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--num-train-samples", type=int, default=2000)
-    parser.add_argument("--generation-repeats", type=int, default=2, help="how often each text-to-video example is seen per epoch")
+    parser.add_argument("--generation-repeats", type=int, default=2, help="how often each text-to-video example is seen per epoch (0: understanding only)")
+    parser.add_argument("--max-shapes", type=int, default=None, help="train only on clips with at most this many shapes (a curriculum step)")
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--decoder-learning-rate", type=float, default=1e-3)
+    parser.add_argument("--resume", action="store_true", help="continue the VTok stage from OUTPUT_DIR/model instead of a new model")
+    parser.add_argument("--freeze-video-tokenizer", action="store_true", help="keep F and g_phi fixed, so a trained decoder stays valid")
     parser.add_argument("--train-vision-encoder", action="store_true", help="unfreeze F (no pretrained encoder is available offline)")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="activation checkpointing in the LLM")
     parser.add_argument("--logging-steps", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dump-rank-weights", action="store_true", help="each process saves its final weights (multi-process check)")
     args = parser.parse_args(argv)
+    if args.generation_repeats < 0 or (args.max_shapes is not None and args.max_shapes < 1):
+        raise SystemExit("--generation-repeats must be >= 0 and --max-shapes >= 1")
     for name in ("steps", "decoder_steps", "num_train_samples", "batch_size", "num_frames"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -164,13 +169,16 @@ def main(argv=None):
     torch.manual_seed(args.seed)
 
     train = load_vtok_shapes("train", num_samples=args.num_train_samples, num_frames=args.num_frames, image_size=args.image_size)
+    if args.max_shapes is not None:
+        train = train.filter(lambda n: n <= args.max_shapes, input_columns="num_shapes")
     texts = list(train["caption"]) + list(train["question"]) + list(train["answer"])
-    if args.stage == "decoder":
-        model_dir = output_dir / "model"
-        model = VTokForConditionalGeneration.from_pretrained(model_dir)
+    if args.stage == "decoder" or args.resume:
+        model = VTokForConditionalGeneration.from_pretrained(output_dir / "model")
         processor = VTokProcessor.from_pretrained(output_dir / "processor")
     else:
         model, processor = build_model_and_processor(args, texts)
+    if args.freeze_video_tokenizer:
+        model.model.video_tokenizer.requires_grad_(False)
 
     if args.stage in ("vtok", "all"):
         trainer = VTokTrainer(
@@ -185,7 +193,8 @@ def main(argv=None):
         if trainer.is_world_process_zero():
             model.save_pretrained(output_dir / "model")
             processor.save_pretrained(output_dir / "processor")
-            (output_dir / "vtok_log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+            history_name = "vtok_resumed_log_history.json" if args.resume else "vtok_log_history.json"
+            (output_dir / history_name).write_text(json.dumps(trainer.state.log_history, indent=1))
 
     if args.stage in ("decoder", "all"):
         config = model.config
