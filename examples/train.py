@@ -126,7 +126,7 @@ def training_arguments(args, output_dir: Path, steps: int, learning_rate: float)
         save_strategy="no",
         report_to="none",
         remove_unused_columns=False,
-        gradient_checkpointing=args.gradient_checkpointing,
+        activation_checkpointing=args.gradient_checkpointing,
         ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         dataloader_num_workers=0,
         seed=args.seed,

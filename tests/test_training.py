@@ -28,9 +28,9 @@ TINY_RUN = ["--size", "tiny", "--num-train-samples", "64", "--batch-size", "8", 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """A 20-step VTok stage and a 20-step decoder stage on VTok-Shapes, saved as a pipeline folder."""
+    """A 20-step VTok stage (with activation checkpointing) and a 20-step decoder stage on VTok-Shapes."""
     output = tmp_path_factory.mktemp("tiny_run")
-    load_example("train").main(TINY_RUN + ["--steps", "20", "--decoder-steps", "20", "--output-dir", str(output)])
+    load_example("train").main(TINY_RUN + ["--steps", "20", "--decoder-steps", "20", "--gradient-checkpointing", "--output-dir", str(output)])
     return output
 
 
