@@ -12,7 +12,6 @@ import argparse
 from pathlib import Path
 
 import torch
-from datasets import concatenate_datasets
 from transformers import AutoModelForImageTextToText, AutoProcessor, TrainingArguments
 
 import modeling_vtok  # noqa: F401  (registers the "vtok" Auto classes)
@@ -28,7 +27,7 @@ def adapter_examples(split: str, num_samples: int, adapter: str):
     if adapter == "generation":
         dataset = generation_subset(dataset)
     task = "generation" if adapter == "generation" else "understanding"
-    return concatenate_datasets([dataset.add_column("task", [task] * len(dataset))]).with_transform(render_videos)
+    return dataset.add_column("task", [task] * len(dataset)).with_transform(render_videos)
 
 
 def main(argv=None):

@@ -113,7 +113,7 @@ def training_examples(dataset, generation_repeats: int):
     return examples.with_transform(render_videos)
 
 
-def training_arguments(args, output_dir: Path, steps: int, learning_rate: float) -> TrainingArguments:
+def training_arguments(args, output_dir: Path, steps: int, learning_rate: float, activation_checkpointing: bool = False) -> TrainingArguments:
     return TrainingArguments(
         output_dir=str(output_dir),
         max_steps=steps,
@@ -126,7 +126,7 @@ def training_arguments(args, output_dir: Path, steps: int, learning_rate: float)
         save_strategy="no",
         report_to="none",
         remove_unused_columns=False,
-        activation_checkpointing=args.gradient_checkpointing,
+        activation_checkpointing=activation_checkpointing,
         ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         dataloader_num_workers=0,
         seed=args.seed,
@@ -143,6 +143,8 @@ class DecoderTrainingModule(nn.Module):
         self.vtok_model = vtok_model.requires_grad_(False).eval()
 
     def forward(self, pixel_values_videos, video_lengths=None, **unused):
+        if video_lengths is not None and not (video_lengths == pixel_values_videos.shape[1]).all():
+            raise ValueError(f"The decoder trains on clips of one length; got video_lengths={video_lengths.tolist()}.")
         with torch.no_grad():
             vtok = self.vtok_model.model.get_vtok_tokens(pixel_values_videos, video_lengths)
         return {"loss": self.decoder.training_loss(pixel_values_videos.transpose(1, 2), vtok.tokens)}
@@ -183,7 +185,7 @@ def main(argv=None):
     if args.stage in ("vtok", "all"):
         trainer = VTokTrainer(
             model=model,
-            args=training_arguments(args, output_dir / "trainer_vtok", args.steps, args.learning_rate),
+            args=training_arguments(args, output_dir / "trainer_vtok", args.steps, args.learning_rate, args.gradient_checkpointing),
             train_dataset=training_examples(train, args.generation_repeats),
             data_collator=VTokDataCollator(processor),
         )
