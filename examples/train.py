@@ -173,11 +173,11 @@ def main(argv=None):
     train = load_vtok_shapes("train", num_samples=args.num_train_samples, num_frames=args.num_frames, image_size=args.image_size)
     if args.max_shapes is not None:
         train = train.filter(lambda n: n <= args.max_shapes, input_columns="num_shapes")
-    texts = list(train["caption"]) + list(train["question"]) + list(train["answer"])
     if args.stage == "decoder" or args.resume:
         model = VTokForConditionalGeneration.from_pretrained(output_dir / "model")
         processor = VTokProcessor.from_pretrained(output_dir / "processor")
     else:
+        texts = list(train["caption"]) + list(train["question"]) + list(train["answer"])
         model, processor = build_model_and_processor(args, texts)
     if args.freeze_video_tokenizer:
         model.model.video_tokenizer.requires_grad_(False)

@@ -10,7 +10,7 @@ videos, key frame of one and residual tokens of the other (`transfer_motion`). F
 """
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import PIL.Image
