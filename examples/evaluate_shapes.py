@@ -2,15 +2,15 @@
 
 - understanding: accuracy per question category (through `evaluate`) on the test and held-out splits;
 - generation: how often the model-free colour-threshold judge finds the prompted colour moving
-  in the prompted direction in clips generated from held-out-free prompts.
+  in the prompted direction, for every trained text-to-video prompt and for the prompts of the
+  held-out colour–shape pairs.
 
-    python examples/evaluate_shapes.py checkpoints/vtok-tiny-shapes [--num-samples 280] [--num-prompts 48]
+    python examples/evaluate_shapes.py checkpoints/vtok-tiny-shapes [--num-samples 280]
 """
 
 import argparse
 import json
 import sys
-from itertools import product
 from pathlib import Path
 
 import torch
@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from modeling_vtok import VTokTextToVideoPipeline
 from processing_vtok import VTokDataCollator, detect_colour_motion, load_vtok_accuracy, load_vtok_shapes
 from processing_vtok.metrics import normalize_answer
-from processing_vtok.shapes_dataset import COLORS, DIRECTIONS, HELDOUT_COMBINATIONS, SHAPES, make_generation_prompt
+from processing_vtok.shapes_dataset import DIRECTIONS, text_to_video_clips
 
 
 @torch.no_grad()
@@ -45,17 +45,18 @@ def understanding_scores(model, processor, split: str, num_samples: int) -> dict
     return {name: round(value, 4) for name, value in scores.items()}
 
 
-def generation_scores(pipeline, num_prompts: int, num_frames: int, num_inference_steps: int, seed: int = 0) -> dict:
-    combos = [(c, s, d) for c, s, d in product(COLORS, SHAPES, DIRECTIONS) if (c, s) not in HELDOUT_COMBINATIONS]
-    combos = combos[:: max(1, len(combos) // num_prompts)][:num_prompts]
+def generation_scores(pipeline, split: str, num_frames: int, num_inference_steps: int, seed: int = 0) -> dict:
+    """Judge one generated clip per text-to-video prompt of `split` ("train": the trained prompts,
+    "heldout": colour–shape pairs never trained on)."""
     hits, by_direction = [], {d: [] for d in DIRECTIONS}
     generator = torch.Generator().manual_seed(seed)
-    for color, shape, direction in tqdm(combos, desc="generating"):
-        frames = pipeline(make_generation_prompt(color, shape, direction), num_frames=num_frames,
-                          num_inference_steps=num_inference_steps, generator=generator, output_type="np").frames[0]
-        hit = detect_colour_motion(frames, color) == direction
+    clips = text_to_video_clips(split, num_frames=num_frames).with_format(None)
+    for clip in tqdm(clips, desc=f"generating ({split} prompts)"):
+        frames = pipeline(clip["caption"], num_frames=num_frames, num_inference_steps=num_inference_steps,
+                          generator=generator, output_type="np").frames[0]  # fmt: skip
+        hit = detect_colour_motion(frames, clip["color"]) == clip["direction"]
         hits.append(hit)
-        by_direction[direction].append(hit)
+        by_direction[clip["direction"]].append(hit)
     return {
         "prompted_colour_moves_in_prompted_direction": round(sum(hits) / len(hits), 4),
         "num_prompts": len(hits),
@@ -68,7 +69,6 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pipeline_dir")
     parser.add_argument("--num-samples", type=int, default=280, help="questions per split (40 per category)")
-    parser.add_argument("--num-prompts", type=int, default=48)
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--num-inference-steps", type=int, default=20)
     parser.add_argument("--output", default=None, help="JSON path (default: PIPELINE_DIR/eval_results.json)")
@@ -79,7 +79,9 @@ def main(argv=None):
         "understanding": {
             split: understanding_scores(pipeline.model, pipeline.processor, split, args.num_samples) for split in ("test", "heldout")
         },
-        "generation": generation_scores(pipeline, args.num_prompts, args.num_frames, args.num_inference_steps),
+        "generation": {
+            split: generation_scores(pipeline, split, args.num_frames, args.num_inference_steps) for split in ("train", "heldout")
+        },
     }
     output = Path(args.output or Path(args.pipeline_dir) / "eval_results.json")
     output.write_text(json.dumps(results, indent=2))

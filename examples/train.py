@@ -27,7 +27,7 @@ from modeling_vtok import VTokConfig, VTokForConditionalGeneration, VTokTextToVi
 from modeling_vtok.trainer_vtok import VTokTrainer
 from processing_vtok import VTokProcessor, VTokVideoProcessor, train_text_tokenizer
 from processing_vtok.collator import VTokDataCollator
-from processing_vtok.shapes_dataset import generation_subset, load_vtok_shapes, render_videos
+from processing_vtok.shapes_dataset import load_vtok_shapes, render_videos, text_to_video_clips
 
 logger = logging.get_logger("vtok.train")
 
@@ -57,7 +57,7 @@ def parse_args(argv=None):
     parser.add_argument("--decoder-steps", type=int, default=200, help="optimizer steps of the decoder stage")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--num-train-samples", type=int, default=2000)
-    parser.add_argument("--generation-repeats", type=int, default=2, help="how often each text-to-video example is seen per epoch (0: understanding only)")
+    parser.add_argument("--generation-repeats", type=int, default=2, help="how often each canonical text-to-video clip is seen per epoch (0: understanding only)")
     parser.add_argument("--max-shapes", type=int, default=None, help="train only on clips with at most this many shapes (a curriculum step)")
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=32)
@@ -98,16 +98,39 @@ def build_model_and_processor(args, texts: list[str]) -> tuple[VTokForConditiona
     video_processor = VTokVideoProcessor(size={"height": args.image_size, "width": args.image_size})
     processor = VTokProcessor.from_model_config(config, video_processor, tokenizer)
     model = VTokForConditionalGeneration(config)
+    # No pretrained encoder offline: the random SigLIP gets fixed 2D sine-cosine position
+    # embeddings, so its features say where a shape is and residuals say where it went.
+    position_embedding = model.model.video_tokenizer.vision_tower.embeddings.position_embedding
+    with torch.no_grad():
+        position_embedding.weight.copy_(sincos_position_embeddings(config.patch_grid_size, config.vision_config.hidden_size))
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, processor
 
 
+def sincos_position_embeddings(grid: int, dim: int) -> torch.Tensor:
+    """Fixed 2D sine-cosine code of a `grid` x `grid` patch grid, `(grid * grid, dim)` (as in MAE)."""
+    quarter = dim // 4
+    freqs = 1.0 / 100 ** (torch.arange(quarter) / quarter)
+    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    x, y = xs.reshape(-1, 1) * freqs, ys.reshape(-1, 1) * freqs
+    code = torch.cat([x.sin(), x.cos(), y.sin(), y.cos()], dim=1)
+    return torch.nn.functional.pad(code, (0, dim - code.shape[1]))
+
+
+def fit_feature_statistics(model: VTokForConditionalGeneration, processor: VTokProcessor, dataset, num_videos: int = 512) -> None:
+    """Standardise the new model's VTok tokens with statistics of the first training clips (docs/model.md)."""
+    videos = dataset.select(range(min(num_videos, len(dataset))))[:]["video"]
+    inputs = processor.video_processor(videos=videos, return_tensors="pt")
+    model.model.video_tokenizer.fit_feature_statistics(inputs["pixel_values_videos"], inputs["video_lengths"])
+
+
 def training_examples(dataset, generation_repeats: int):
-    """Every clip's question (understanding) and, for single-shape clips, its caption to render
-    (generation), repeated `generation_repeats` times since there are fewer of them."""
+    """Every clip's question (understanding) and the canonical text-to-video clips of the same
+    frame count and size (generation, `text_to_video_clips`), each repeated `generation_repeats` times."""
     understanding = dataset.add_column("task", ["understanding"] * len(dataset))
-    generation = generation_subset(dataset)
+    num_frames, image_size = int(dataset[0]["num_frames"]), int(dataset[0]["image_size"])
+    generation = text_to_video_clips("train", num_frames=num_frames, image_size=image_size)
     generation = generation.add_column("task", ["generation"] * len(generation))
     examples = concatenate_datasets([understanding] + [generation] * generation_repeats).shuffle(seed=0)
     return examples.with_transform(render_videos)
@@ -179,6 +202,7 @@ def main(argv=None):
     else:
         texts = list(train["caption"]) + list(train["question"]) + list(train["answer"])
         model, processor = build_model_and_processor(args, texts)
+        fit_feature_statistics(model, processor, train)
     if args.freeze_video_tokenizer:
         model.model.video_tokenizer.requires_grad_(False)
 
@@ -210,7 +234,7 @@ def main(argv=None):
         trainer = Trainer(
             model=DecoderTrainingModule(decoder, model),
             args=training_arguments(args, output_dir / "trainer_decoder", args.decoder_steps, args.decoder_learning_rate),
-            train_dataset=train,
+            train_dataset=training_examples(train, args.generation_repeats),
             data_collator=video_only_collator(processor),
         )
         trainer.train()

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_outputs import BaseModelOutputWithPast
@@ -90,6 +91,14 @@ class VTokPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, VTokVideoTokenizer):  # identity statistics until fit_feature_statistics
+            for kind in ("key", "residual"):
+                init.zeros_(getattr(module, f"{kind}_mean"))
+                init.ones_(getattr(module, f"{kind}_std"))
 
 
 class VTokModel(VTokPreTrainedModel):

@@ -357,6 +357,38 @@ def load_vtok_shapes(
     return dataset
 
 
+def text_to_video_clips(split: str = "train", num_frames: int = 8, image_size: int = 32, size: str = "big") -> Dataset:
+    """One clip per text-to-video prompt: every (colour, shape, direction) of the split, drawn in a
+    canonical layout (a `size` shape whose straight path is centred in the frame).
+
+    Why a canonical layout: a prompt such as `"a red circle moving left"` says nothing about where
+    the shape starts, and an LLM regressing continuous tokens predicts their mean over all start
+    positions, which decodes to a blur. Fixing the layout makes the prompt determine the clip.
+    `"heldout"` gives the `HELDOUT_COMBINATIONS` pairs (prompts never trained on); the other
+    splits give the remaining pairs. Rows have the columns of `FEATURES` (`category` is
+    `"generation"`, question and answer empty) and a rendered `video`.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}. Has to be one of {list(SPLITS)}.")
+    if size not in SIZES:
+        raise ValueError(f"Unknown size {size!r}. Has to be one of {list(SIZES)}.")
+    pairs = list(HELDOUT_COMBINATIONS) if split == "heldout" else _allowed_pairs(split)
+    rows = []
+    for (color, shape), direction in ((pair, direction) for pair in pairs for direction in DIRECTIONS):
+        path = shape_trajectory("constant", direction, 0.0, 0.0, num_frames, image_size)
+        x, y = image_size / 2 - (path[0] + path[-1]) / 2
+        spec = {"color": color, "shape": shape, "size": size, "direction": direction, "motion": "constant",
+                "end_color": color, "end_size": size, "x": float(x), "y": float(y)}  # fmt: skip
+        rows.append(
+            {"caption": make_generation_prompt(color, shape, direction), "question": "", "answer": "", "category": "generation",
+             "color": color, "shape": shape, "direction": direction, "size": size, "motion": "constant", "num_shapes": 1,
+             "num_frames": num_frames, "image_size": image_size, "shapes": [spec]}
+        )  # fmt: skip
+    dataset = Dataset.from_list(rows, features=FEATURES)
+    dataset.set_transform(render_videos)
+    return dataset
+
+
 def generation_subset(dataset: Dataset) -> Dataset:
     """The text-to-video examples: one steadily moving shape whose caption is `make_generation_prompt`."""
     return dataset.filter(
@@ -381,4 +413,5 @@ __all__ = [
     "render_clip",
     "render_videos",
     "shape_trajectory",
+    "text_to_video_clips",
 ]

@@ -128,6 +128,7 @@ def test_save_load_round_trip_through_auto_classes(tmp_path):
     tester = VTokModelTester(temporal_stride=2, residual_pooling="attention")
     model = tester.model()
     inputs = tester.inputs(frame_counts=(5,))
+    model.model.video_tokenizer.fit_feature_statistics(torch.rand(3, 5, 3, 32, 32))  # buffers, saved with the weights
     expected = model(**inputs).logits
     model.save_pretrained(tmp_path)
     files = os.listdir(tmp_path)
@@ -138,6 +139,8 @@ def test_save_load_round_trip_through_auto_classes(tmp_path):
     reloaded = AutoModelForImageTextToText.from_pretrained(tmp_path).eval()
     assert isinstance(reloaded, VTokForConditionalGeneration)
     assert torch.equal(reloaded(**inputs).logits, expected)
+    for name in ("key_mean", "key_std", "residual_mean", "residual_std"):
+        assert torch.equal(getattr(reloaded.model.video_tokenizer, name), getattr(model.model.video_tokenizer, name))
 
     base = AutoModel.from_pretrained(tmp_path).eval()
     assert isinstance(base, VTokModel)

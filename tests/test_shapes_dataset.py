@@ -135,3 +135,20 @@ def test_errors():
         load_vtok_shapes(num_samples=1, num_frames=2)
     with pytest.raises(ValueError, match="color"):
         make_generation_prompt("purple", "circle", "left")
+
+
+def test_text_to_video_clips_cover_every_prompt_in_a_canonical_layout():
+    from processing_vtok import detect_colour_motion
+    from processing_vtok.shapes_dataset import DIRECTIONS, SHAPES, text_to_video_clips
+
+    trained, heldout = text_to_video_clips("train"), text_to_video_clips("heldout")
+    assert len(trained) == (len(COLORS) * len(SHAPES) - len(HELDOUT_COMBINATIONS)) * len(DIRECTIONS) == 56
+    assert len(heldout) == len(HELDOUT_COMBINATIONS) * len(DIRECTIONS)
+    assert not {(c, s) for c, s in zip(trained["color"], trained["shape"])} & set(HELDOUT_COMBINATIONS)
+    for clip in list(trained) + list(heldout):
+        assert clip["caption"] == make_generation_prompt(clip["color"], clip["shape"], clip["direction"])
+        assert detect_colour_motion(clip["video"], clip["color"]) == clip["direction"]
+        path = [_centroid(frame, clip["color"]) for frame in clip["video"]]
+        assert np.abs((path[0] + path[-1]) / 2 - 16).max() < 1.5  # the path is centred in the frame
+    with pytest.raises(ValueError, match="Unknown size 'huge'"):
+        text_to_video_clips("train", size="huge")

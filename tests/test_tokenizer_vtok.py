@@ -123,3 +123,28 @@ def test_residual_layer_norm_is_a_config_switch():
     assert isinstance(without.residual_mlp.norm, torch.nn.Identity)
     small = 0.05 * torch.randn(1, 32)  # the size of a pooled residual
     torch.testing.assert_close(with_norm.residual_mlp.norm(small * 100), with_norm.residual_mlp.norm(small), atol=1e-2, rtol=1e-2)
+
+
+@pytest.mark.parametrize("tokenization", ["vtok", "frames"])
+def test_fitted_feature_statistics_standardise_tokens(tokenization):
+    tokenizer = tokenizer_for(video_tokenization=tokenization)
+    videos = torch.rand(12, 5, 3, 32, 32)
+    raw = tokenizer(videos).tokens
+    tokenizer.fit_feature_statistics(videos)
+    assert not torch.equal(tokenizer.key_mean, torch.zeros(32)) and not torch.equal(tokenizer.key_std, torch.ones(32))
+    key = tokenizer(videos).tokens[:, :16].reshape(-1, 32) if tokenization == "vtok" else tokenizer(videos).tokens.reshape(-1, 32)
+    torch.testing.assert_close(key.mean(0), torch.zeros(32), atol=1e-4, rtol=0)
+    torch.testing.assert_close(key.std(0), torch.ones(32), atol=1e-3, rtol=0)
+    # the residual statistics are those of the pooled residuals, the input of g_phi
+    if tokenization == "vtok":
+        features = tokenizer.encode_videos(videos, [5] * 12)
+        pooled = torch.cat([tokenizer.pooled_residuals(f, 0) for f in features])
+        torch.testing.assert_close(tokenizer.residual_mean, pooled.mean(0))
+        expected = tokenizer.residual_mlp(tokenizer.standardize(pooled, "residual")).view(12, 4, 32)
+        torch.testing.assert_close(tokenizer(videos).tokens[:, 16:], expected)
+    assert not torch.allclose(raw, tokenizer(videos).tokens)
+
+
+def test_feature_statistics_check_video_lengths():
+    with pytest.raises(ValueError, match="video_lengths"):
+        tokenizer_for().fit_feature_statistics(torch.rand(2, 4, 3, 32, 32), torch.tensor([4, 6]))
