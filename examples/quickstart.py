@@ -21,11 +21,13 @@ from modeling_vtok import VTokTextToVideoPipeline
 from processing_vtok import load_vtok_shapes, write_video
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "vtok-tiny-shapes"
+# (question, the clip's column holding the true answer), in the dataset's exact wording
 QUESTIONS = [
-    "which way does the {color} {shape} move ?",
-    "what color is the {shape} ?",
-    "how many shapes are there ?",
+    ("which way does the {color} {shape} move?", "direction"),
+    ("what color is the {shape}?", "color"),
+    ("how many shapes are there?", "num_shapes"),
 ]
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three"}
 
 
 def main():
@@ -46,8 +48,9 @@ def main():
     clip = load_vtok_shapes("test", num_samples=8)[1]
     video_path = write_video(output_dir / "sample_clip.mp4", clip["video"], fps=4)
     print(f"Sample clip: {clip['caption']!r} -> {video_path}")
-    for template in QUESTIONS:
+    for template, truth_column in QUESTIONS:
         question = template.format(color=clip["color"], shape=clip["shape"])
+        truth = NUMBER_WORDS.get(clip[truth_column], clip[truth_column])
         messages = [{"role": "user", "content": [{"type": "video", "video": str(video_path)}, {"type": "text", "text": question}]}]
         inputs = processor.apply_chat_template(
             messages, tokenize=True, return_dict=True, add_generation_prompt=True, return_tensors="pt", num_frames=args.num_frames
@@ -55,7 +58,7 @@ def main():
         with torch.no_grad():
             output = model.generate(**inputs, max_new_tokens=4, do_sample=False)
         answer = processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)[0].strip()
-        print(f"  Q: {question:<40} A: {answer}")
+        print(f"  Q: {question:<40} A: {answer:<8} (truth: {truth})")
 
     # 2. Generation: text -> VTok tokens -> diffusion decoder -> frames.
     pipeline = VTokTextToVideoPipeline.from_pretrained(checkpoint)

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from modeling_vtok import VTokForConditionalGeneration, VTokTextToVideoPipeline
-from processing_vtok import VTokProcessor, load_vtok_shapes
+from processing_vtok import VTokDataCollator, VTokProcessor, detect_colour_motion, load_vtok_shapes
 
 CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "vtok-tiny-shapes"
 
@@ -51,3 +51,24 @@ def test_pipeline_generates_frames_of_the_documented_shape():
                       generator=torch.Generator().manual_seed(0), output_type="np").frames
     assert frames.shape == (1, 8, 32, 32, 3)
     assert frames.dtype == np.float32 and 0 <= frames.min() and frames.max() <= 1
+
+
+def test_direction_answers_beat_chance_on_the_test_split(model_and_processor):
+    """Skill, not luck of one clip: 20 direction questions of the test split (chance: 25%)."""
+    model, processor = model_and_processor
+    test = load_vtok_shapes("test", num_samples=140)
+    clips = [test[i] for i in range(len(test)) if test[i]["category"] == "direction"]
+    prompts = [VTokDataCollator(processor).prompt({**clip, "task": "understanding"}) for clip in clips]
+    inputs = processor(text=prompts, videos=[clip["video"] for clip in clips], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=4, do_sample=False)
+    answers = [a.strip() for a in processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)]
+    correct = sum(answer == clip["answer"] for answer, clip in zip(answers, clips))
+    assert len(clips) == 20 and correct >= 12, list(zip(answers, [clip["answer"] for clip in clips]))
+
+
+@pytest.mark.parametrize("direction", ["left", "right", "up", "down"])
+def test_generated_clip_moves_as_prompted(direction):
+    pipeline = VTokTextToVideoPipeline.from_pretrained(CHECKPOINT)
+    frames = pipeline(f"a green circle moving {direction}", num_frames=8, generator=torch.Generator().manual_seed(0), output_type="np").frames[0]
+    assert detect_colour_motion(frames, "green") == direction
