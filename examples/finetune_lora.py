@@ -1,7 +1,8 @@
 """Finetune a trained VTok model with LoRA adapters and `Trainer` (peft).
 
 Two named adapters share one frozen base model: "understanding" learns from question–answer
-examples, "generation" from caption -> video examples; `set_adapter` switches between them.
+examples, "generation" from the split's canonical text-to-video clips (`text_to_video_clips`; for
+"heldout" the colour–shape pairs the bundled model never trained on); `set_adapter` switches between them.
 The vision encoder gets no adapter unless `--include-vision-encoder` is given.
 
     python examples/finetune_lora.py --model checkpoints/vtok-tiny-shapes/model \
@@ -19,13 +20,16 @@ import processing_vtok  # noqa: F401
 from modeling_vtok.peft_vtok import PRESET_MODULES_TO_SAVE, add_vtok_adapters, vtok_lora_config
 from modeling_vtok.trainer_vtok import VTokTrainer
 from processing_vtok import VTokDataCollator, load_vtok_shapes
-from processing_vtok.shapes_dataset import SPLITS, generation_subset, render_videos
+from processing_vtok.shapes_dataset import SPLITS, render_videos, text_to_video_clips
 
 
 def adapter_examples(split: str, num_samples: int, adapter: str):
-    dataset = load_vtok_shapes(split, num_samples=num_samples)
+    """Questions about `num_samples` clips of `split`, or the split's text-to-video clips (for
+    "heldout": the 16 prompts of colour–shape pairs the base model never trained on)."""
     if adapter == "generation":
-        dataset = generation_subset(dataset)
+        dataset = text_to_video_clips(split)
+    else:
+        dataset = load_vtok_shapes(split, num_samples=num_samples)
     task = "generation" if adapter == "generation" else "understanding"
     return dataset.add_column("task", [task] * len(dataset)).with_transform(render_videos)
 
@@ -36,7 +40,7 @@ def main(argv=None):
     parser.add_argument("--processor", required=True, help="folder of its VTokProcessor")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--split", choices=SPLITS, default="heldout", help="VTok-Shapes split to adapt to")
-    parser.add_argument("--num-samples", type=int, default=400)
+    parser.add_argument("--num-samples", type=int, default=400, help="question clips for the understanding adapter")
     parser.add_argument("--steps", type=int, default=50, help="optimizer steps per adapter")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
