@@ -181,21 +181,25 @@ class VTokVideoTokenizer(nn.Module):
         scaling factor; with a pretrained encoder it is optional.
         """
         lengths = self._check_lengths(pixel_values_videos, video_lengths)
+        spatial, pooled = zip(*(self.unnormalized_parts(f) for f in self.encode_videos(pixel_values_videos.to(self.key_mean.dtype), lengths)))
+        for kind, values in (("key", torch.cat(spatial)), ("residual", torch.cat(pooled))):
+            if len(values) > 1:
+                getattr(self, f"{kind}_mean").copy_(values.float().mean(dim=0))
+                getattr(self, f"{kind}_std").copy_(values.float().std(dim=0).clamp_min(1e-4))
+
+    def unnormalized_parts(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One video's `(T, grid, grid, dim)` features -> its spatial tokens `(S, dim)` (`(T * S, dim)`
+        in "frames" mode) and its pooled residuals `(N, dim)` (none in "frames" mode), before
+        standardisation and g_phi."""
+        if self.config.video_tokenization == "frames":
+            return self.spatial_tokens(features).flatten(0, 1), features.new_zeros(0, features.shape[-1])
         key_index = self.config.key_frame_index
-        keys, residuals = [], []
-        for features in self.encode_videos(pixel_values_videos.to(self.key_mean.dtype), lengths):
-            frames = features if self.config.video_tokenization == "frames" else features[key_index : key_index + 1]
-            keys.append(self.spatial_tokens(frames).flatten(0, 1))
-            if self.config.video_tokenization == "vtok" and len(features) > 1:
-                residuals.append(self.pooled_residuals(features, key_index))
-        for kind, values in (("key", keys), ("residual", residuals)):
-            if values:
-                values = torch.cat(values).float()
-                getattr(self, f"{kind}_mean").copy_(values.mean(dim=0))
-                getattr(self, f"{kind}_std").copy_(values.std(dim=0).clamp_min(1e-4) if len(values) > 1 else torch.ones_like(values[0]))
+        return self.spatial_tokens(features[key_index : key_index + 1])[0], self.pooled_residuals(features, key_index)
 
     def _check_lengths(self, pixel_values_videos: torch.Tensor, video_lengths: torch.Tensor | None) -> list[int]:
         batch_size, max_frames = pixel_values_videos.shape[:2]
+        if batch_size == 0 or max_frames == 0:
+            raise ValueError(f"pixel_values_videos of shape {tuple(pixel_values_videos.shape)} holds no video frames.")
         lengths = [max_frames] * batch_size if video_lengths is None else [int(length) for length in video_lengths]
         if len(lengths) != batch_size or min(lengths) < 1 or max(lengths) > max_frames:
             raise ValueError(
@@ -215,15 +219,12 @@ class VTokVideoTokenizer(nn.Module):
             True frame count of each video; `None` means every video fills `max_num_frames`.
         """
         lengths = self._check_lengths(pixel_values_videos, video_lengths)
-        key_index = self.config.key_frame_index
         tokens = []
         for video_features in self.encode_videos(pixel_values_videos, lengths):
-            if self.config.video_tokenization == "frames":
-                tokens.append(self.standardize(self.spatial_tokens(video_features), "key").flatten(0, 1))  # (T * S, dim)
-            else:
-                key = self.standardize(self.spatial_tokens(video_features[key_index : key_index + 1])[0], "key")  # (S, dim)
-                pooled = self.standardize(self.pooled_residuals(video_features, key_index), "residual")
-                tokens.append(torch.cat([key, self.residual_mlp(pooled).to(key.dtype)]))  # (S + N, dim)
+            spatial, pooled = self.unnormalized_parts(video_features)
+            spatial = self.standardize(spatial, "key")
+            residual = self.residual_mlp(self.standardize(pooled, "residual"))
+            tokens.append(torch.cat([spatial, residual.to(spatial.dtype)]))  # (S + N, dim) or (T * S, dim)
 
         positions = [temporal_positions(length, self.config) for length in lengths]
         assert [len(t) for t in tokens] == [len(p) for p in positions], "tokenizer and token count formula disagree"

@@ -148,3 +148,10 @@ def test_fitted_feature_statistics_standardise_tokens(tokenization):
 def test_feature_statistics_check_video_lengths():
     with pytest.raises(ValueError, match="video_lengths"):
         tokenizer_for().fit_feature_statistics(torch.rand(2, 4, 3, 32, 32), torch.tensor([4, 6]))
+
+
+def test_empty_video_batch_is_rejected_with_its_shape():
+    with pytest.raises(ValueError, match=r"shape \(0, 4, 3, 32, 32\) holds no video frames"):
+        tokenizer_for()(torch.rand(0, 4, 3, 32, 32))
+    with pytest.raises(ValueError, match="holds no video frames"):
+        tokenizer_for().fit_feature_statistics(torch.rand(2, 0, 3, 32, 32))
