@@ -125,14 +125,13 @@ def fit_feature_statistics(model: VTokForConditionalGeneration, processor: VTokP
     model.model.video_tokenizer.fit_feature_statistics(inputs["pixel_values_videos"], inputs["video_lengths"])
 
 
-def training_examples(dataset, generation_repeats: int):
-    """Every clip's question (understanding) and the canonical text-to-video clips of the same
-    frame count and size (generation, `text_to_video_clips`), each repeated `generation_repeats` times."""
+def training_examples(dataset, args):
+    """Every clip's question (understanding) and the canonical text-to-video clips
+    (generation, `text_to_video_clips`), each repeated `args.generation_repeats` times."""
     understanding = dataset.add_column("task", ["understanding"] * len(dataset))
-    num_frames, image_size = int(dataset[0]["num_frames"]), int(dataset[0]["image_size"])
-    generation = text_to_video_clips("train", num_frames=num_frames, image_size=image_size)
+    generation = text_to_video_clips("train", num_frames=args.num_frames, image_size=args.image_size)
     generation = generation.add_column("task", ["generation"] * len(generation))
-    examples = concatenate_datasets([understanding] + [generation] * generation_repeats).shuffle(seed=0)
+    examples = concatenate_datasets([understanding] + [generation] * args.generation_repeats).shuffle(seed=0)
     return examples.with_transform(render_videos)
 
 
@@ -210,7 +209,7 @@ def main(argv=None):
         trainer = VTokTrainer(
             model=model,
             args=training_arguments(args, output_dir / "trainer_vtok", args.steps, args.learning_rate, args.gradient_checkpointing),
-            train_dataset=training_examples(train, args.generation_repeats),
+            train_dataset=training_examples(train, args),
             data_collator=VTokDataCollator(processor),
         )
         trainer.train()
@@ -234,7 +233,7 @@ def main(argv=None):
         trainer = Trainer(
             model=DecoderTrainingModule(decoder, model),
             args=training_arguments(args, output_dir / "trainer_decoder", args.decoder_steps, args.decoder_learning_rate),
-            train_dataset=training_examples(train, args.generation_repeats),
+            train_dataset=training_examples(train, args),
             data_collator=video_only_collator(processor),
         )
         trainer.train()

@@ -45,8 +45,12 @@ def test_answers_the_direction_question_of_a_fixed_test_clip(model_and_processor
     assert answer == clip["answer"], (clip["question"], answer, clip["answer"])
 
 
-def test_pipeline_generates_frames_of_the_documented_shape():
-    pipeline = VTokTextToVideoPipeline.from_pretrained(CHECKPOINT)
+@pytest.fixture(scope="module")
+def pipeline():
+    return VTokTextToVideoPipeline.from_pretrained(CHECKPOINT)
+
+
+def test_pipeline_generates_frames_of_the_documented_shape(pipeline):
     frames = pipeline("a red circle moving right", num_frames=8, num_inference_steps=4,
                       generator=torch.Generator().manual_seed(0), output_type="np").frames
     assert frames.shape == (1, 8, 32, 32, 3)
@@ -68,7 +72,6 @@ def test_direction_answers_beat_chance_on_the_test_split(model_and_processor):
 
 
 @pytest.mark.parametrize("direction", ["left", "right", "up", "down"])
-def test_generated_clip_moves_as_prompted(direction):
-    pipeline = VTokTextToVideoPipeline.from_pretrained(CHECKPOINT)
+def test_generated_clip_moves_as_prompted(pipeline, direction):
     frames = pipeline(f"a green circle moving {direction}", num_frames=8, generator=torch.Generator().manual_seed(0), output_type="np").frames[0]
     assert detect_colour_motion(frames, "green") == direction

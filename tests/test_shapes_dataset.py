@@ -3,17 +3,21 @@
 import numpy as np
 import pytest
 
+from processing_vtok import detect_colour_motion
 from processing_vtok.shapes_dataset import (
     ANSWER_VOCABULARY,
     CATEGORIES,
     COLORS,
+    DIRECTIONS,
     HELDOUT_COMBINATIONS,
+    SHAPES,
     generation_subset,
     load_vtok_shapes,
     make_caption,
     make_generation_prompt,
     render_clip,
     shape_trajectory,
+    text_to_video_clips,
 )
 
 
@@ -138,9 +142,6 @@ def test_errors():
 
 
 def test_text_to_video_clips_cover_every_prompt_in_a_canonical_layout():
-    from processing_vtok import detect_colour_motion
-    from processing_vtok.shapes_dataset import DIRECTIONS, SHAPES, text_to_video_clips
-
     trained, heldout = text_to_video_clips("train"), text_to_video_clips("heldout")
     assert len(trained) == (len(COLORS) * len(SHAPES) - len(HELDOUT_COMBINATIONS)) * len(DIRECTIONS) == 56
     assert len(heldout) == len(HELDOUT_COMBINATIONS) * len(DIRECTIONS)
@@ -152,3 +153,5 @@ def test_text_to_video_clips_cover_every_prompt_in_a_canonical_layout():
         assert np.abs((path[0] + path[-1]) / 2 - 16).max() < 1.5  # the path is centred in the frame
     with pytest.raises(ValueError, match="Unknown size 'huge'"):
         text_to_video_clips("train", size="huge")
+    with pytest.raises(ValueError, match="Unknown split 'dev'"):
+        text_to_video_clips("dev")
