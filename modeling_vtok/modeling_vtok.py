@@ -5,6 +5,7 @@ Layout follows transformers' LLaVA family: `get_video_features`, a placeholder m
 check, `masked_scatter`, the language model, dataclass outputs.
 """
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -14,8 +15,8 @@ from transformers import AutoModel, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
-from transformers.modeling_outputs import BaseModelOutputWithPast
-from transformers.utils import ModelOutput, logging
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.utils import logging
 
 from .configuration_vtok import VTokConfig
 from .tokenizer_vtok import VTokTokenizerOutput, VTokVideoTokenizer, sinusoidal_embedding, temporal_positions
@@ -37,34 +38,36 @@ class VTokModelOutputWithPast(BaseModelOutputWithPast):
 
 
 @dataclass
-class VTokCausalLMOutputWithPast(ModelOutput):
+class VTokCausalLMOutputWithPast(CausalLMOutputWithPast):
     r"""
-    loss (`torch.FloatTensor` of shape `()`, *optional*):
-        `text_loss + config.visual_loss_weight * visual_loss` (each term only when its targets are given).
+    Upstream's causal-LM output (`loss`, `logits`, the language model's KV cache, `hidden_states`,
+    `attentions`, under the names of the installed transformers) plus VTok's terms:
+
     text_loss (`torch.FloatTensor` of shape `()`, *optional*):
         L_under: next-token cross entropy on `labels` (placeholders and padding ignored).
     visual_loss (`torch.FloatTensor` of shape `()`, *optional*):
         L_visLM: regression of the next VTok token for the videos flagged in `videos_to_generate`.
-    logits (`torch.FloatTensor` of shape `(batch_size, sequence_length, vocab_size)`):
-        Language modeling head scores.
-    past_key_values (`Cache`, *optional*):
-        KV cache of the language model.
-    hidden_states (`tuple(torch.FloatTensor)`, *optional*):
-        Hidden states of the language model, one `(batch_size, sequence_length, hidden_size)` per layer.
-    attentions (`tuple(torch.FloatTensor)`, *optional*):
-        Attention weights of the language model.
     video_hidden_states (`torch.FloatTensor` of shape `(num_video_tokens_in_batch, hidden_size)`, *optional*):
         Projected video tokens fed to the LLM.
+
+    `loss` is `text_loss + config.visual_loss_weight * visual_loss` (each term only when its targets are given).
     """
 
-    loss: torch.FloatTensor | None = None
     text_loss: torch.FloatTensor | None = None
     visual_loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    past_key_values: Cache | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
     video_hidden_states: torch.FloatTensor | None = None
+
+
+def language_model_fields(outputs: VTokModelOutputWithPast) -> dict:
+    """The fields the language model itself produced (KV cache, hidden states, attentions), by whatever
+    names the installed transformers gives them (5.24 renamed `past_key_values` to `cache`)."""
+    vtok_fields = ("last_hidden_state", "video_hidden_states", "video_tokens")
+    return {name: value for name, value in outputs.items() if name not in vtok_fields}
+
+
+def cache_keyword(module: nn.Module) -> str:
+    """The keyword under which `module.forward` takes its KV cache: `cache` from transformers 5.24, `past_key_values` before."""
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
 
 
 class VTokMultiModalProjector(nn.Module):
@@ -87,7 +90,6 @@ class VTokPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     input_modalities = ("video", "text")
     supports_gradient_checkpointing = True
-    _skip_keys_device_placement = ["past_key_values"]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
@@ -166,7 +168,6 @@ class VTokModel(VTokPreTrainedModel):
         video_lengths: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         use_cache: bool | None = None,
         **kwargs,
@@ -176,6 +177,9 @@ class VTokModel(VTokPreTrainedModel):
             Frames from [`VTokVideoProcessor`]; one video per `<video>` in the text, in order.
         video_lengths (`torch.LongTensor` of shape `(num_videos,)`, *optional*):
             True frame count per video (padding frames are never encoded).
+        kwargs:
+            Go to the language model unchanged, the KV cache among them, under the name the installed
+            transformers uses (`cache` from 5.24, `past_key_values` before).
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
@@ -183,12 +187,13 @@ class VTokModel(VTokPreTrainedModel):
             inputs_embeds = self.get_input_embeddings()(input_ids)
 
         video_features = video_tokens = None
+        continues_a_cache = any(isinstance(value, Cache) and value.get_seq_length() > 0 for value in kwargs.values())
         if pixel_values_videos is not None:
             video_features, video_tokens = self.get_video_features(pixel_values_videos, video_lengths)
             video_features = video_features.to(inputs_embeds.dtype)
             video_mask = self.get_placeholder_mask(input_ids, inputs_embeds, video_features)
             inputs_embeds = inputs_embeds.masked_scatter(video_mask.unsqueeze(-1), video_features)
-        elif input_ids is not None and past_key_values is None and (input_ids == self.config.video_token_id).any():
+        elif input_ids is not None and not continues_a_cache and (input_ids == self.config.video_token_id).any():
             raise ValueError(
                 "The text holds `<video>` placeholder tokens but no `pixel_values_videos` were given; "
                 "pass the videos through VTokProcessor(text=..., videos=...)."
@@ -197,19 +202,11 @@ class VTokModel(VTokPreTrainedModel):
         outputs = self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             **kwargs,
         )
-        return VTokModelOutputWithPast(
-            last_hidden_state=outputs.last_hidden_state,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            video_hidden_states=video_features,
-            video_tokens=video_tokens,
-        )
+        return VTokModelOutputWithPast(**outputs, video_hidden_states=video_features, video_tokens=video_tokens)
 
 
 class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
@@ -273,7 +270,6 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
         video_lengths: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.LongTensor | None = None,
         videos_to_generate: torch.BoolTensor | None = None,
@@ -287,6 +283,8 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
             Next-token targets for L_under; -100 is ignored, and so are `<video>` placeholders and padding.
         videos_to_generate (`torch.BoolTensor` of shape `(num_videos,)`, *optional*):
             Which videos the LLM should learn to write (L_visLM, teacher-forced on their true VTok tokens).
+        kwargs:
+            Go to the language model (the KV cache among them) and to the loss function.
         """
         outputs = self.model(
             input_ids=input_ids,
@@ -294,7 +292,6 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
             video_lengths=video_lengths,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             **kwargs,
@@ -323,13 +320,11 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
         losses = [loss for loss in (text_loss, None if visual_loss is None else self.config.visual_loss_weight * visual_loss) if loss is not None]
         output = VTokCausalLMOutputWithPast(
             loss=sum(losses) if losses else None,
+            logits=logits,
             text_loss=text_loss,
             visual_loss=visual_loss,
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
             video_hidden_states=outputs.video_hidden_states,
+            **language_model_fields(outputs),
         )
         return output if return_dict is not False else output.to_tuple()
 
@@ -361,15 +356,15 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
 
         inputs_embeds = self.get_input_embeddings()(input_ids)
         positions = temporal_positions(num_frames, config).to(device)
-        cache = DynamicCache(config=config.text_config)
+        cache = {cache_keyword(self.model.language_model): DynamicCache(config=config.text_config)}
         tokens = []
         for step in range(len(positions)):
             hidden = self.model.language_model(
                 inputs_embeds=inputs_embeds,
                 attention_mask=attention_mask,
                 position_ids=position_ids,
-                past_key_values=cache,
                 use_cache=True,
+                **cache,
             ).last_hidden_state
             next_token = self.visual_head(hidden[:, -1])  # (batch_size, token_dim)
             tokens.append(next_token)
