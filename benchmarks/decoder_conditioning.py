@@ -20,7 +20,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 
 from modeling_vtok import VTokConfig, VTokModel
 from modeling_vtok.decoder_vtok import VTokVideoDecoder
-from processing_vtok.shapes_dataset import COLORS, DIRECTIONS, SHAPES, render_clip
+from vtok_shapes.dataset import COLORS, DIRECTIONS, SHAPES, render_clip
 
 
 VARIANTS = [

@@ -17,9 +17,10 @@ import torch
 from tqdm.auto import tqdm
 
 from modeling_vtok import VTokTextToVideoPipeline
-from processing_vtok import VTokDataCollator, detect_colour_motion, load_vtok_accuracy, load_vtok_shapes
-from processing_vtok.metrics import normalize_answer
-from processing_vtok.shapes_dataset import DIRECTIONS, text_to_video_clips
+from processing_vtok import VTokDataCollator
+from vtok_shapes import detect_colour_motion, load_vtok_accuracy, load_vtok_shapes
+from vtok_shapes.dataset import DIRECTIONS, text_to_video_clips
+from vtok_shapes.metrics import normalize_answer
 
 
 @torch.no_grad()

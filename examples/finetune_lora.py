@@ -16,11 +16,11 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor, TrainingArguments
 
 import modeling_vtok  # noqa: F401  (registers the "vtok" Auto classes)
-import processing_vtok  # noqa: F401
 from modeling_vtok.peft_vtok import PRESET_MODULES_TO_SAVE, add_vtok_adapters, vtok_lora_config
 from modeling_vtok.trainer_vtok import VTokTrainer
-from processing_vtok import VTokDataCollator, load_vtok_shapes
-from processing_vtok.shapes_dataset import SPLITS, render_videos, text_to_video_clips
+from processing_vtok import VTokDataCollator
+from vtok_shapes import load_vtok_shapes
+from vtok_shapes.dataset import SPLITS, render_videos, text_to_video_clips
 
 
 def adapter_examples(split: str, num_samples: int, adapter: str):

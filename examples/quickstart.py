@@ -15,10 +15,9 @@ import torch
 from diffusers.utils import export_to_gif, export_to_video
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-import modeling_vtok  # noqa: F401  (registers the "vtok" Auto classes)
-import processing_vtok  # noqa: F401
-from modeling_vtok import VTokTextToVideoPipeline
-from processing_vtok import load_vtok_shapes, write_video
+from modeling_vtok import VTokTextToVideoPipeline  # importing modeling_vtok registers the "vtok" Auto classes
+from processing_vtok import write_video
+from vtok_shapes import load_vtok_shapes
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "vtok-tiny-shapes"
 # (question, the clip's column holding the true answer), in the dataset's exact wording

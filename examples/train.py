@@ -27,7 +27,7 @@ from modeling_vtok import VTokConfig, VTokForConditionalGeneration, VTokTextToVi
 from modeling_vtok.trainer_vtok import VTokTrainer
 from processing_vtok import VTokProcessor, VTokVideoProcessor, train_text_tokenizer
 from processing_vtok.collator import VTokDataCollator
-from processing_vtok.shapes_dataset import load_vtok_shapes, render_videos, text_to_video_clips
+from vtok_shapes.dataset import load_vtok_shapes, render_videos, text_to_video_clips
 
 logger = logging.get_logger("vtok.train")
 

@@ -1,5 +1,10 @@
 """VTok models: configuration, the video tokenizer, the transformers models, the diffusion decoder
-and the diffusers pipeline. Importing this package registers `model_type="vtok"` with the Auto classes."""
+and the diffusers pipeline.
+
+Importing this package (or `processing_vtok`: each imports the other) registers `model_type="vtok"`
+with every Auto class: `AutoConfig`, `AutoModel`, `AutoModelForImageTextToText`, `AutoVideoProcessor`,
+`AutoProcessor`; the pipeline's components then all load.
+"""
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText
 
@@ -18,6 +23,8 @@ from .tokenizer_vtok import VTokTokenizerOutput, VTokVideoTokenizer
 AutoConfig.register("vtok", VTokConfig, exist_ok=True)
 AutoModel.register(VTokConfig, VTokModel, exist_ok=True)
 AutoModelForImageTextToText.register(VTokConfig, VTokForConditionalGeneration, exist_ok=True)
+
+import processing_vtok  # noqa: E402, F401  (registers the video processor and the processor)
 
 __all__ = [
     "VTokConfig",

@@ -7,9 +7,11 @@ asked, and can fully train the small VTok-specific modules (g_phi, projector, he
 can switch between them with `set_adapter`.
 """
 
-from peft import LoraConfig, PeftModel, get_peft_model
-
+from .import_utils import require
 from .modeling_vtok import VTokForConditionalGeneration
+
+require("peft", "VTok's LoRA presets")
+from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
 
 # Projection names shared by Qwen2, Llama, Mistral and most causal LMs in transformers.
 LLM_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

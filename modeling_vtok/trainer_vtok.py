@@ -5,6 +5,10 @@ from collections import defaultdict
 import torch
 from transformers import Trainer
 
+from .import_utils import require
+
+require("accelerate", "VTokTrainer (transformers.Trainer)")
+
 
 class VTokTrainer(Trainer):
     """`transformers.Trainer` that also logs `text_loss` (L_under) and `visual_loss` (L_visLM).

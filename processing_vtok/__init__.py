@@ -1,14 +1,13 @@
-"""VTok input side: PyAV video decoding, the video processor and the processor.
+"""VTok input side: PyAV video decoding, the video processor, the processor, the training collator and a
+locally trained text tokenizer.
 
-Importing this package registers `VTokVideoProcessor` with `AutoVideoProcessor` and `VTokProcessor`
-with `AutoProcessor` for `model_type="vtok"`.
+Importing this package (or `modeling_vtok`: each imports the other) registers `model_type="vtok"` with
+every Auto class: `AutoConfig`, `AutoModel`, `AutoModelForImageTextToText`, `AutoVideoProcessor`,
+`AutoProcessor`.
 """
 
 from .collator import VTokDataCollator
-from .metrics import load_vtok_accuracy
-from .motion_detector import detect_colour_motion
 from .processing_vtok import VTokProcessor
-from .shapes_dataset import load_vtok_shapes
 from .text_tokenizer import train_text_tokenizer
 from .video_io import load_video, write_video
 from .video_processing_vtok import VTokVideoProcessor
@@ -21,7 +20,4 @@ __all__ = [
     "load_video",
     "write_video",
     "train_text_tokenizer",
-    "load_vtok_shapes",
-    "load_vtok_accuracy",
-    "detect_colour_motion",
 ]

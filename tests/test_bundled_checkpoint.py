@@ -8,7 +8,8 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from modeling_vtok import VTokForConditionalGeneration, VTokTextToVideoPipeline
-from processing_vtok import VTokDataCollator, VTokProcessor, detect_colour_motion, load_vtok_shapes
+from processing_vtok import VTokDataCollator, VTokProcessor
+from vtok_shapes import detect_colour_motion, load_vtok_shapes
 
 CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "vtok-tiny-shapes"
 

@@ -3,7 +3,7 @@
 import evaluate
 import pytest
 
-from processing_vtok.metrics import VTokQAAccuracy, load_vtok_accuracy, normalize_answer
+from vtok_shapes.metrics import VTokQAAccuracy, load_vtok_accuracy, normalize_answer
 
 
 def test_per_category_accuracy():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from processing_vtok import detect_colour_motion
-from processing_vtok.shapes_dataset import (
+from vtok_shapes import detect_colour_motion
+from vtok_shapes.dataset import (
     ANSWER_VOCABULARY,
     CATEGORIES,
     COLORS,

@@ -6,8 +6,12 @@ so `load_vtok_accuracy()` works with no network.
 
 from collections import defaultdict
 
-import datasets
-import evaluate
+from modeling_vtok.import_utils import require
+
+require("datasets", "The VTok QA metric")
+require("evaluate", "The VTok QA metric")
+import datasets  # noqa: E402
+import evaluate  # noqa: E402
 
 _DESCRIPTION = """Exact-match accuracy of short answers (stripped, lower-cased, trailing period dropped),
 overall and per question category (`accuracy/<category>`)."""

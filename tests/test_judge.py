@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from processing_vtok.motion_detector import colour_motion_accuracy, detect_colour_motion, score_generated_clip
-from processing_vtok.shapes_dataset import COLORS, generation_subset, load_vtok_shapes, render_clip
+from vtok_shapes.judge import colour_motion_accuracy, detect_colour_motion, score_generated_clip
+from vtok_shapes.dataset import COLORS, generation_subset, load_vtok_shapes, render_clip
 
 STARTS = {"left": (24.0, 16.0), "right": (8.0, 16.0), "up": (16.0, 24.0), "down": (16.0, 8.0)}
 

@@ -7,7 +7,7 @@ frames and a least-squares line through it gives the net displacement.
 
 import numpy as np
 
-from .shapes_dataset import BACKGROUND, COLORS, DIRECTIONS
+from .dataset import BACKGROUND, COLORS, DIRECTIONS
 
 
 def _to_frames(frames) -> np.ndarray:

@@ -9,7 +9,11 @@ speeding up). See docs/dataset.md.
 """
 
 import numpy as np
-from datasets import Dataset, Features, List, Value
+
+from modeling_vtok.import_utils import require
+
+require("datasets", "The VTok-Shapes dataset")
+from datasets import Dataset, Features, List, Value  # noqa: E402
 
 # Fixed, well separated RGB values: the motion judge (`motion_detector.py`) thresholds on these.
 COLORS = {
