@@ -222,14 +222,7 @@ def main(argv=None):
             (output_dir / history_name).write_text(json.dumps(trainer.state.log_history, indent=1))
 
     if args.stage in ("decoder", "all"):
-        config = model.config
-        decoder = VTokVideoDecoder(
-            token_dim=config.vision_config.hidden_size,
-            key_grid_size=int(config.num_key_frame_tokens**0.5),
-            temporal_stride=config.temporal_stride,
-            sample_size=args.image_size,
-            **SIZES[args.size]["decoder"],
-        )
+        decoder = VTokVideoDecoder.from_model_config(model.config, sample_size=args.image_size, **SIZES[args.size]["decoder"])
         trainer = Trainer(
             model=DecoderTrainingModule(decoder, model),
             args=training_arguments(args, output_dir / "trainer_decoder", args.decoder_steps, args.decoder_learning_rate),

@@ -8,7 +8,7 @@ with every Auto class: `AutoConfig`, `AutoModel`, `AutoModelForImageTextToText`,
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText
 
-from .configuration_vtok import VTokConfig, count_video_tokens
+from .configuration_vtok import VTokConfig
 from .decoder_vtok import VTokVideoDecoder, VTokVideoDecoderOutput
 from .modeling_vtok import (
     VTokCausalLMOutputWithPast,
@@ -18,6 +18,7 @@ from .modeling_vtok import (
     VTokPreTrainedModel,
 )
 from .pipeline_vtok import VTokPipelineOutput, VTokTextToVideoPipeline, export_video
+from .token_layout import VTokTokenLayout, count_video_tokens
 from .tokenizer_vtok import VTokTokenizerOutput, VTokVideoTokenizer
 
 AutoConfig.register("vtok", VTokConfig, exist_ok=True)
@@ -29,6 +30,7 @@ import processing_vtok  # noqa: E402, F401  (registers the video processor and t
 __all__ = [
     "VTokConfig",
     "count_video_tokens",
+    "VTokTokenLayout",
     "VTokVideoTokenizer",
     "VTokTokenizerOutput",
     "VTokPreTrainedModel",

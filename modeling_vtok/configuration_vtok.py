@@ -4,36 +4,12 @@ Every choice the paper leaves open (temporal position of residual tokens, specia
 form of the visual regression loss) is a field here, so it is saved with the model.
 """
 
-import math
 from typing import Literal
 
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-
-def count_video_tokens(
-    num_frames: int,
-    num_key_frame_tokens: int,
-    temporal_stride: int = 1,
-    video_tokenization: str = "vtok",
-) -> int:
-    """Number of LLM tokens one video of `num_frames` frames costs (placeholders only, no start/end).
-
-    The single source of this number: the processor expands `<video>` with it and the model's
-    tokenizer produces exactly this many features, so the two cannot drift apart.
-
-    - "vtok": the key frame's S spatial tokens plus one residual token per window of
-      `temporal_stride` later frames: `S + ceil((T - 1) / stride)`.
-    - "frames": naive frame sampling, S tokens for every frame: `S * T`.
-    """
-    if num_frames < 1:
-        raise ValueError(f"A video needs at least one frame, got num_frames={num_frames}.")
-    if video_tokenization == "frames":
-        return num_key_frame_tokens * num_frames
-    if video_tokenization == "vtok":
-        return num_key_frame_tokens + math.ceil((num_frames - 1) / temporal_stride)
-    raise ValueError(f"Unknown video_tokenization={video_tokenization!r}. Has to be one of ['vtok', 'frames'].")
-
+from .token_layout import VIDEO_TOKENIZATIONS, VTokTokenLayout
 
 
 class VTokConfig(PreTrainedConfig):
@@ -137,7 +113,7 @@ class VTokConfig(PreTrainedConfig):
     def validate_architecture(self):
         """Reject values that would silently give a different tokenization than asked for."""
         choices = {
-            "video_tokenization": ("vtok", "frames"),
+            "video_tokenization": VIDEO_TOKENIZATIONS,
             "residual_pooling": ("mean", "attention"),
             "temporal_position_embedding": ("sinusoidal", "none"),
             "vision_feature_select_strategy": ("default", "full"),
@@ -170,16 +146,23 @@ class VTokConfig(PreTrainedConfig):
         return self.vision_config.image_size // self.vision_config.patch_size
 
     @property
+    def token_layout(self) -> VTokTokenLayout:
+        """How a video's tokens are laid out (count, frames per residual token, temporal positions)."""
+        return VTokTokenLayout(
+            key_grid_size=self.key_frame_pool_size or self.patch_grid_size,
+            temporal_stride=self.temporal_stride,
+            video_tokenization=self.video_tokenization,
+            key_frame_index=self.key_frame_index,
+        )
+
+    @property
     def num_key_frame_tokens(self) -> int:
         """S: spatial tokens kept per key frame (and per frame in "frames" mode)."""
-        side = self.key_frame_pool_size or self.patch_grid_size
-        return side * side
+        return self.token_layout.num_key_frame_tokens
 
     def num_video_tokens(self, num_frames: int) -> int:
         """Number of video placeholder tokens the LLM sees for a video of `num_frames` frames."""
-        return count_video_tokens(
-            num_frames, self.num_key_frame_tokens, self.temporal_stride, self.video_tokenization
-        )
+        return self.token_layout.num_video_tokens(num_frames)
 
 
-__all__ = ["VTokConfig", "count_video_tokens"]
+__all__ = ["VTokConfig"]

@@ -27,7 +27,8 @@ from diffusers.models import ModelMixin, WanTransformer3DModel
 from diffusers.utils import BaseOutput
 from torch import nn
 
-from .configuration_vtok import count_video_tokens
+from .configuration_vtok import VTokConfig
+from .token_layout import VTokTokenLayout
 from .tokenizer_vtok import sinusoidal_embedding
 
 
@@ -50,7 +51,8 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin):
     r"""
     A diffusion decoder conditioned on VTok tokens `(batch_size, S + R, token_dim)`: the key frame's
     S = `key_grid_size`**2 spatial tokens (raster order), then R = ceil((T - 1) / `temporal_stride`)
-    residual tokens.
+    residual tokens ([`VTokTokenLayout`]). Build it with [`~VTokVideoDecoder.from_model_config`] so its
+    layout matches the model's.
 
     token_dim (`int`, defaults to 32):
         D, the VTok token size (`VTokConfig.vision_config.hidden_size`).
@@ -58,6 +60,8 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin):
         g, side of the key frame's token grid (`VTokConfig.key_frame_pool_size` or the patch grid side).
     temporal_stride (`int`, defaults to 1):
         Later frames per residual token (`VTokConfig.temporal_stride`).
+    key_frame_index (`int`, defaults to 0):
+        The frame the key-frame tokens describe (`VTokConfig.key_frame_index`).
     in_channels (`int`, defaults to 3):
         Channels of the sample: 3 in pixel space, the VAE's `z_dim` in latent space.
     sample_size (`int`, defaults to 32):
@@ -93,6 +97,7 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin):
         token_dim: int = 32,
         key_grid_size: int = 4,
         temporal_stride: int = 1,
+        key_frame_index: int = 0,
         in_channels: int = 3,
         sample_size: int = 32,
         patch_size: tuple[int, int, int] = (1, 2, 2),
@@ -145,13 +150,35 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin):
             rope_max_seq_len=rope_max_seq_len,
         )
 
+    @classmethod
+    def from_model_config(cls, config: VTokConfig, **kwargs) -> "VTokVideoDecoder":
+        """A decoder for the tokens of the VTok model of `config`; `kwargs` set the rest (size, conditioning, ...)."""
+        if config.video_tokenization != "vtok":
+            raise ValueError(
+                f"A decoder renders VTok tokens; the model has video_tokenization={config.video_tokenization!r}."
+            )
+        layout = config.token_layout
+        return cls(
+            token_dim=config.vision_config.hidden_size,
+            key_grid_size=layout.key_grid_size,
+            temporal_stride=layout.temporal_stride,
+            key_frame_index=layout.key_frame_index,
+            **kwargs,
+        )
+
+    @property
+    def token_layout(self) -> VTokTokenLayout:
+        """The layout of the tokens this decoder reads."""
+        config = self.config
+        return VTokTokenLayout(config.key_grid_size, config.temporal_stride, "vtok", config.key_frame_index)
+
     @property
     def num_key_frame_tokens(self) -> int:
-        return self.config.key_grid_size**2
+        return self.token_layout.num_key_frame_tokens
 
     def num_video_tokens(self, num_frames: int) -> int:
         """S + ceil((T - 1) / temporal_stride): the token count the decoder expects for `num_frames` frames."""
-        return count_video_tokens(num_frames, self.num_key_frame_tokens, self.config.temporal_stride)
+        return self.token_layout.num_video_tokens(num_frames)
 
     def null_tokens(self, batch_size: int, num_tokens: int) -> torch.Tensor:
         """The unconditional input `(batch_size, num_tokens, token_dim)` used for classifier-free guidance."""
@@ -177,10 +204,10 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin):
         key = key[:, :, None].expand(-1, -1, num_latent_frames, -1, -1)  # (B, c, F, H, W)
 
         residual = self.residual_proj(video_tokens[:, S:])  # (B, R, c)
-        window = torch.arange(num_frames - 1, device=residual.device) // self.config.temporal_stride
-        per_frame = torch.cat(
-            [self.key_frame_residual.expand(batch_size, 1, -1), residual[:, window]], dim=1
-        )  # (B, T, c): frame t > 0 reads the token of its window
+        # Row 0: the key frame's learned embedding; row j + 1: residual token j.
+        table = torch.cat([self.key_frame_residual.to(residual.dtype).expand(batch_size, 1, -1), residual], dim=1)
+        token_of_frame = self.token_layout.residual_token_of_frames(num_frames).to(residual.device)  # (T,), -1: key frame
+        per_frame = table[:, token_of_frame + 1]  # (B, T, c): each frame reads the token of its window
         if num_latent_frames != num_frames:
             # A VAE keeps frame 0 alone and compresses the rest; average the frames each latent frame holds.
             if num_latent_frames == 1:

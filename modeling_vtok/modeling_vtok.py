@@ -19,7 +19,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutpu
 from transformers.utils import logging
 
 from .configuration_vtok import VTokConfig
-from .tokenizer_vtok import VTokTokenizerOutput, VTokVideoTokenizer, sinusoidal_embedding, temporal_positions
+from .tokenizer_vtok import VTokTokenizerOutput, VTokVideoTokenizer, sinusoidal_embedding
 
 logger = logging.get_logger(__name__)
 
@@ -355,7 +355,7 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # left padding keeps real tokens at 0..n-1
 
         inputs_embeds = self.get_input_embeddings()(input_ids)
-        positions = temporal_positions(num_frames, config).to(device)
+        positions = config.token_layout.temporal_positions(num_frames).to(device)
         cache = {cache_keyword(self.model.language_model): DynamicCache(config=config.text_config)}
         tokens = []
         for step in range(len(positions)):

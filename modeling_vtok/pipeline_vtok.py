@@ -110,17 +110,12 @@ class VTokTextToVideoPipeline(DiffusionPipeline):
                 f"{config.video_tokenization!r}: the 'frames' baseline has no residual tokens to render."
             )
         decoder_config = self.decoder.config
-        grid = config.key_frame_pool_size or config.patch_grid_size
-        for name, model_value, decoder_value in (
-            ("token_dim", config.vision_config.hidden_size, decoder_config.token_dim),
-            ("key_grid_size", grid, decoder_config.key_grid_size),
-            ("temporal_stride", config.temporal_stride, decoder_config.temporal_stride),
-        ):
-            if model_value != decoder_value:
-                raise ValueError(
-                    f"The decoder's {name}={decoder_value} does not match the model's tokens ({model_value}); "
-                    "build the decoder from the model config."
-                )
+        if decoder_config.token_dim != config.vision_config.hidden_size or self.decoder.token_layout != config.token_layout:
+            raise ValueError(
+                f"The decoder reads tokens of size {decoder_config.token_dim} laid out as {self.decoder.token_layout}, "
+                f"the model writes tokens of size {config.vision_config.hidden_size} laid out as {config.token_layout}; "
+                "build the decoder with VTokVideoDecoder.from_model_config(model.config, ...)."
+            )
         if (prompt is None) == (video_tokens is None):
             raise ValueError("Pass exactly one of `prompt` or `video_tokens`.")
         if prompt is not None and not isinstance(prompt, (str, list)):
@@ -456,7 +451,7 @@ class VTokTextToVideoPipeline(DiffusionPipeline):
                 f"`key_video` and `motion_video` give token shapes {tuple(key_tokens.shape)} and "
                 f"{tuple(motion_tokens.shape)}; pass the same number of videos and the same `num_frames`."
             )
-        S = self.decoder.num_key_frame_tokens
+        S = self.decoder.token_layout.num_key_frame_tokens
         video_tokens = torch.cat([key_tokens[:, :S], motion_tokens[:, S:]], dim=1)
         return self(video_tokens=video_tokens, num_frames=num_frames, **kwargs)
 

@@ -50,19 +50,6 @@ def sinusoidal_embedding(positions: torch.Tensor, dim: int) -> torch.Tensor:
     return F.pad(embedding, (0, dim - 2 * half))
 
 
-def temporal_positions(num_frames: int, config: VTokConfig) -> torch.LongTensor:
-    """Temporal index of each of a video's tokens `(config.num_video_tokens(num_frames),)`.
-
-    "vtok": 0 for the S key-frame tokens, then 1, 2, ... for the residual tokens in order.
-    "frames": the frame index, repeated for the S tokens of each frame.
-    """
-    num_spatial = config.num_key_frame_tokens
-    if config.video_tokenization == "frames":
-        return torch.arange(num_frames).repeat_interleave(num_spatial)
-    num_residual = config.num_video_tokens(num_frames) - num_spatial
-    return torch.cat([torch.zeros(num_spatial, dtype=torch.long), torch.arange(1, num_residual + 1)])
-
-
 class VTokAttentionPool(nn.Module):
     """Learned single-query attention over patches, an alternative to the mean (config `residual_pooling`)."""
 
@@ -149,14 +136,16 @@ class VTokVideoTokenizer(nn.Module):
             features = F.adaptive_avg_pool2d(features.permute(0, 3, 1, 2), pool_size).permute(0, 2, 3, 1)
         return features.flatten(1, 2)
 
-    def pooled_residuals(self, features: torch.Tensor, key_frame_index: int) -> torch.Tensor:
-        """`(T, grid, grid, dim)` -> `(ceil((T-1)/stride), dim)`: pooled F(x_t) - F(x_key), one per window of non-key frames."""
-        stride = self.config.temporal_stride
-        residuals = features - features[key_frame_index]
-        others = torch.cat([residuals[:key_frame_index], residuals[key_frame_index + 1 :]]).flatten(1, 2)
-        # Average each window of `stride` residual maps; the last window may be shorter.
-        windows = torch.stack([window.mean(dim=0) for window in others.split(stride)]) if len(others) else others
-        return self.residual_pool(windows) if self.residual_pool is not None else windows.mean(dim=1)
+    def pooled_residuals(self, features: torch.Tensor) -> torch.Tensor:
+        """`(T, grid, grid, dim)` -> `(num_residual_tokens, dim)`: pooled F(x_t) - F(x_key), one per window
+        of non-key frames (`VTokTokenLayout.residual_windows`; a window's residual maps are averaged)."""
+        layout = self.config.token_layout
+        residuals = (features - features[layout.key_frame_index]).flatten(1, 2)  # (T, patches, dim)
+        windows = layout.residual_windows(len(features))
+        if not windows:
+            return features.new_zeros(0, features.shape[-1])
+        window_maps = torch.stack([residuals[window].mean(dim=0) for window in windows])
+        return self.residual_pool(window_maps) if self.residual_pool is not None else window_maps.mean(dim=1)
 
     def standardize(self, values: torch.Tensor, kind: str) -> torch.Tensor:
         """`(values - mean) / std` with the `kind` ("key" or "residual") statistics."""
@@ -192,9 +181,9 @@ class VTokVideoTokenizer(nn.Module):
         in "frames" mode) and its pooled residuals `(N, dim)` (none in "frames" mode), before
         standardisation and g_phi."""
         if self.config.video_tokenization == "frames":
-            return self.spatial_tokens(features).flatten(0, 1), features.new_zeros(0, features.shape[-1])
+            return self.spatial_tokens(features).flatten(0, 1), self.pooled_residuals(features)
         key_index = self.config.key_frame_index
-        return self.spatial_tokens(features[key_index : key_index + 1])[0], self.pooled_residuals(features, key_index)
+        return self.spatial_tokens(features[key_index : key_index + 1])[0], self.pooled_residuals(features)
 
     def _check_lengths(self, pixel_values_videos: torch.Tensor, video_lengths: torch.Tensor | None) -> list[int]:
         batch_size, max_frames = pixel_values_videos.shape[:2]
@@ -226,7 +215,7 @@ class VTokVideoTokenizer(nn.Module):
             residual = self.residual_mlp(self.standardize(pooled, "residual"))
             tokens.append(torch.cat([spatial, residual.to(spatial.dtype)]))  # (S + N, dim) or (T * S, dim)
 
-        positions = [temporal_positions(length, self.config) for length in lengths]
+        positions = [self.config.token_layout.temporal_positions(length) for length in lengths]
         assert [len(t) for t in tokens] == [len(p) for p in positions], "tokenizer and token count formula disagree"
         device = pixel_values_videos.device
         return VTokTokenizerOutput(
@@ -236,4 +225,4 @@ class VTokVideoTokenizer(nn.Module):
         )
 
 
-__all__ = ["VTokVideoTokenizer", "VTokTokenizerOutput", "temporal_positions"]
+__all__ = ["VTokVideoTokenizer", "VTokTokenizerOutput"]

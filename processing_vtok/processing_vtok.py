@@ -9,7 +9,8 @@ from transformers import AutoProcessor
 from transformers.processing_utils import ProcessorMixin
 from transformers.utils import logging
 
-from modeling_vtok.configuration_vtok import VTokConfig, count_video_tokens
+from modeling_vtok.configuration_vtok import VTokConfig
+from modeling_vtok.token_layout import count_video_tokens
 
 from .video_processing_vtok import make_list_of_videos
 

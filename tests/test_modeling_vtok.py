@@ -210,10 +210,8 @@ def test_generate_video_tokens_matches_teacher_forcing():
     model = tester.model()
     prompt = torch.tensor([[5, 6]])
     tokens = model.generate_video_tokens(prompt, num_frames=3)
-    from modeling_vtok.tokenizer_vtok import temporal_positions
-
     embeds = model.get_input_embeddings()(torch.tensor([[5, 6, VIDEO_START_TOKEN_ID]]))
-    video_embeds = model.model.embed_video_tokens(tokens[0], temporal_positions(3, model.config))[None]
+    video_embeds = model.model.embed_video_tokens(tokens[0], model.config.token_layout.temporal_positions(3))[None]
     hidden = model.model.language_model(inputs_embeds=torch.cat([embeds, video_embeds[:, :-1]], dim=1)).last_hidden_state
     torch.testing.assert_close(model.visual_head(hidden[:, 2:]), tokens, atol=1e-4, rtol=1e-4)
 

@@ -15,9 +15,8 @@ from modeling_vtok.pipeline_vtok import VTokPipelineOutput, VTokTextToVideoPipel
 def get_dummy_components(vae=False, **config_overrides):
     model, processor = tiny_stack(**config_overrides)
     torch.manual_seed(0)
-    decoder = VTokVideoDecoder(
-        token_dim=32, key_grid_size=4, temporal_stride=model.config.temporal_stride, sample_size=16,
-        in_channels=16 if vae else 3, num_layers=1, num_attention_heads=2, attention_head_dim=12, freq_dim=32,
+    decoder = VTokVideoDecoder.from_model_config(
+        model.config, sample_size=16, in_channels=16 if vae else 3, num_layers=1, num_attention_heads=2, attention_head_dim=12, freq_dim=32,
     ).eval()
     components = {"model": model, "processor": processor, "decoder": decoder, "scheduler": FlowMatchEulerDiscreteScheduler()}
     if vae:
@@ -134,7 +133,9 @@ def test_errors(pipe, overrides, match):
 
 
 def test_frames_tokenization_cannot_generate():
-    pipe = make_pipe(video_tokenization="frames")
+    components = get_dummy_components()
+    components["model"], components["processor"] = tiny_stack(video_tokenization="frames")
+    pipe = VTokTextToVideoPipeline(**components)
     with pytest.raises(ValueError, match="video_tokenization='vtok'"):
         pipe(**get_dummy_inputs())
     with pytest.raises(ValueError, match="video_tokenization='vtok'"):

@@ -7,7 +7,6 @@ import torch
 
 from conftest import tiny_vtok_config
 from modeling_vtok import VTokVideoTokenizer, count_video_tokens
-from modeling_vtok.tokenizer_vtok import temporal_positions
 
 
 def tokenizer_for(**overrides) -> VTokVideoTokenizer:
@@ -103,7 +102,7 @@ def test_key_frame_index_selects_the_spatial_frame():
 
 def test_temporal_positions_follow_the_token_count():
     config = tiny_vtok_config(temporal_stride=3)
-    assert temporal_positions(8, config).tolist() == [0] * 16 + [1, 2, 3]
+    assert config.token_layout.temporal_positions(8).tolist() == [0] * 16 + [1, 2, 3]
 
 
 def test_bad_lengths_and_short_videos_raise():
@@ -138,7 +137,7 @@ def test_fitted_feature_statistics_standardise_tokens(tokenization):
     # the residual statistics are those of the pooled residuals, the input of g_phi
     if tokenization == "vtok":
         features = tokenizer.encode_videos(videos, [5] * 12)
-        pooled = torch.cat([tokenizer.pooled_residuals(f, 0) for f in features])
+        pooled = torch.cat([tokenizer.pooled_residuals(f) for f in features])
         torch.testing.assert_close(tokenizer.residual_mean, pooled.mean(0))
         expected = tokenizer.residual_mlp(tokenizer.standardize(pooled, "residual")).view(12, 4, 32)
         torch.testing.assert_close(tokenizer(videos).tokens[:, 16:], expected)
