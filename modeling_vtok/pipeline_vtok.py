@@ -22,6 +22,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 
 from .decoder_vtok import VTokVideoDecoder
+from .import_utils import require
 
 
 logger = logging.get_logger(__name__)
@@ -57,6 +58,7 @@ class VTokPipelineOutput(BaseOutput):
 
 def export_video(frames, output_video_path: str, fps: int = 8) -> str:
     """Write one video of `output_type="np"` or `"pil"` frames to an MP4 with `diffusers.utils.export_to_video`."""
+    require("imageio", "export_video")
     if isinstance(frames, np.ndarray):
         frames = list(frames)
     return export_to_video(frames, output_video_path, fps=fps)

@@ -3,11 +3,11 @@
 from collections import defaultdict
 
 import torch
-from transformers import Trainer
 
 from .import_utils import require
 
 require("accelerate", "VTokTrainer (transformers.Trainer)")
+from transformers import Trainer  # noqa: E402
 
 
 class VTokTrainer(Trainer):

@@ -15,7 +15,7 @@ from modeling_vtok.import_utils import require
 require("datasets", "The VTok-Shapes dataset")
 from datasets import Dataset, Features, List, Value  # noqa: E402
 
-# Fixed, well separated RGB values: the motion judge (`motion_detector.py`) thresholds on these.
+# Fixed, well separated RGB values: the motion judge (`judge.py`) thresholds on these.
 COLORS = {
     "red": (230, 30, 30),
     "green": (30, 210, 30),

@@ -1,0 +1,133 @@
+"""The core install is the library: a fresh venv with `pip install .` (no extras) loads the bundled
+model, processor and pipeline, answers a question about a video file and generates a clip. The
+optional packages stay out of it, and what needs them says which extra to install."""
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+CHECKPOINT = REPO / "checkpoints" / "vtok-tiny-shapes"
+OPTIONAL_PACKAGES = ("peft", "datasets", "evaluate", "accelerate", "imageio")
+
+# Runs inside the fresh venv, from an empty folder (so the installed package is imported, not the
+# source tree). Prints one JSON line.
+CORE_SCRIPT = r"""
+import importlib.util, json, sys
+from pathlib import Path
+import numpy as np, torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+import modeling_vtok  # registers everything
+from modeling_vtok import VTokTextToVideoPipeline
+from processing_vtok import write_video
+
+checkpoint = Path(sys.argv[1])
+model = AutoModelForImageTextToText.from_pretrained(checkpoint / "model").eval()
+processor = AutoProcessor.from_pretrained(checkpoint / "processor")
+frames = np.zeros((8, 32, 32, 3), np.uint8)
+for t in range(8):
+    frames[t, 12:20, 2 + 3 * t : 10 + 3 * t] = (230, 30, 30)
+write_video("clip.mp4", frames, fps=8)
+messages = [{"role": "user", "content": [{"type": "video", "video": "clip.mp4"}, {"type": "text", "text": "which way does the red square move?"}]}]
+inputs = processor.apply_chat_template(messages, tokenize=True, return_dict=True, add_generation_prompt=True, return_tensors="pt", num_frames=8)
+answer = model.generate(**inputs, max_new_tokens=4, do_sample=False)
+pipe = VTokTextToVideoPipeline.from_pretrained(checkpoint)
+pipe.set_progress_bar_config(disable=True)
+video = pipe("a red circle moving right", num_frames=8, num_inference_steps=4, generator=torch.Generator().manual_seed(0)).frames
+try:
+    import vtok_shapes
+    shapes_error = None
+except ImportError as error:
+    shapes_error = str(error)
+print(json.dumps({
+    "answer": processor.batch_decode(answer[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0],
+    "video": video.tolist(),
+    "installed": {name: importlib.util.find_spec(name) is not None for name in sys.argv[2:]},
+    "modeling_vtok": modeling_vtok.__file__,
+    "shapes_error": shapes_error,
+}))
+"""
+
+
+def run_core_script(python: Path, workdir: Path) -> dict:
+    result = subprocess.run(
+        [str(python), "-c", CORE_SCRIPT, str(CHECKPOINT), *OPTIONAL_PACKAGES], cwd=workdir, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_core_install_in_a_fresh_venv_answers_and_generates(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    # The releases of the environment running this test (the lock, or the newest ones) as constraints:
+    # the fresh venv gets the same versions, only fewer packages.
+    freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True, text=True, check=True)
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("\n".join(line for line in freeze.stdout.splitlines() if "==" in line and not line.startswith("vtok")))
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "-c", str(constraints), str(REPO)], capture_output=True, text=True
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    core = run_core_script(python, workdir)
+    assert core["modeling_vtok"].startswith(str(venv)), "the fresh venv must import its installed copy"
+    assert core["installed"] == {name: False for name in OPTIONAL_PACKAGES}
+    assert 'pip install "vtok[train]"' in core["shapes_error"]
+
+    # The same calls in this (full) environment give the same answer and the same clip.
+    here = run_core_script(Path(sys.executable), workdir)
+    assert core["answer"].strip() and core["answer"] == here["answer"]
+    video = np.array(core["video"])
+    assert video.shape == (1, 8, 32, 32, 3) and np.isfinite(video).all() and video.min() >= 0 and video.max() <= 1
+    np.testing.assert_allclose(video, np.array(here["video"]), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "module, missing, needed_by",
+    [
+        ("modeling_vtok.peft_vtok", "peft", "LoRA presets"),
+        ("modeling_vtok.trainer_vtok", "accelerate", "VTokTrainer"),
+        ("vtok_shapes", "datasets", "VTok-Shapes dataset"),
+        ("vtok_shapes.metrics", "evaluate", "QA metric"),
+    ],
+)
+def test_a_missing_extra_names_the_extra_to_install(monkeypatch, module, missing, needed_by):
+    monkeypatch.setitem(sys.modules, missing, None)  # makes `missing` unimportable
+    for name in [name for name in sys.modules if name == module or name.split(".")[0] == "vtok_shapes"]:
+        monkeypatch.delitem(sys.modules, name)  # imported afresh below, restored afterwards
+    with pytest.raises(ImportError, match=rf'{needed_by}.*needs `{missing}`.*pip install "vtok\[train\]"'):
+        importlib.import_module(module)
+
+
+def test_export_without_imageio_names_the_video_extra(monkeypatch, tmp_path):
+    from modeling_vtok import export_video
+
+    monkeypatch.setitem(sys.modules, "imageio", None)
+    with pytest.raises(ImportError, match=r'pip install "vtok\[video\]"'):
+        export_video(np.zeros((2, 8, 8, 3), np.float32), str(tmp_path / "clip.mp4"))
+
+
+def test_either_import_registers_every_auto_class():
+    code = f"""
+import {{first}}
+from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor, AutoVideoProcessor
+config = AutoConfig.from_pretrained("{CHECKPOINT}/model")
+loaded = [config, AutoModel.from_config(config), AutoModelForImageTextToText.from_pretrained("{CHECKPOINT}/model"),
+          AutoProcessor.from_pretrained("{CHECKPOINT}/processor"), AutoVideoProcessor.from_pretrained("{CHECKPOINT}/processor")]
+print(",".join(type(item).__name__ for item in loaded))
+"""
+    for first in ("modeling_vtok", "processing_vtok"):
+        result = subprocess.run([sys.executable, "-c", code.format(first=first)], cwd=REPO, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.split() == ["VTokConfig,VTokModel,VTokForConditionalGeneration,VTokProcessor,VTokVideoProcessor"]
