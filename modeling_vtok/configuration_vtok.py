@@ -77,6 +77,10 @@ class VTokConfig(PreTrainedConfig):
     ```"""
 
     model_type = "vtok"
+    # What `Trainer.evaluate` / `predict` leave out of the predictions, so `compute_metrics` gets the
+    # logits alone: the KV cache (named `cache` from transformers 5.24, `past_key_values` before) and
+    # VTok's extra outputs.
+    keys_to_ignore_at_inference = ["cache", "past_key_values", "text_loss", "visual_loss", "video_hidden_states"]
     sub_configs_defaults = {
         "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="siglip_vision_model"),
         "text_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2"),

@@ -45,7 +45,8 @@ def vtok_lora_config(
         raise ValueError(f"Unknown LoRA preset {preset!r}. Has to be one of {list(PRESET_MODULES_TO_SAVE)}.")
     targets = [rf"model\.language_model\.layers\.\d+\.\w+\.({'|'.join(LLM_PROJECTIONS)})"]
     if include_vision_encoder:
-        targets.append(rf"model\.video_tokenizer\.vision_tower\..*\.({'|'.join(VISION_PROJECTIONS)})")
+        # encoder layers only: a pooling head (SigLIP's) is not part of F, its adapters would never train
+        targets.append(rf"model\.video_tokenizer\.vision_tower\.(.+\.)?encoder\.layers\.\d+\..+\.({'|'.join(VISION_PROJECTIONS)})")
     return LoraConfig(
         r=r,
         lora_alpha=lora_alpha,

@@ -113,7 +113,9 @@ class VTokVideoTokenizer(nn.Module):
                 "(vision_config.image_size); resize them with VTokVideoProcessor."
             )
         last_layer = config.vision_feature_layer == -1
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not config.freeze_vision_encoder):
+        # A frozen tower runs without a graph, unless something in it trains (e.g. LoRA adapters from peft).
+        tower_trains = any(parameter.requires_grad for parameter in self.vision_tower.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and tower_trains):
             outputs = self.vision_tower(pixel_values=frames, output_hidden_states=not last_layer, return_dict=True)
         # -1 means the tower's output, which includes its post-layernorm where it has one
         features = outputs.last_hidden_state if last_layer else outputs.hidden_states[config.vision_feature_layer]

@@ -1,10 +1,13 @@
 """VTokModel / VTokForConditionalGeneration: placeholders, gradients, batching, save/load, generation."""
 
+import dataclasses
 import os
 
 import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText
+from transformers.cache_utils import Cache
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 from conftest import VIDEO_END_TOKEN_ID, VIDEO_START_TOKEN_ID, VIDEO_TOKEN_ID, tiny_vtok_config
 from modeling_vtok import VTokConfig, VTokForConditionalGeneration, VTokModel
@@ -69,6 +72,35 @@ def test_placeholder_count_mismatch_raises():
         model(input_ids=two_videos["input_ids"][:1], pixel_values_videos=two_videos["pixel_values_videos"])
     with pytest.raises(ValueError, match="no `pixel_values_videos`"):
         model(input_ids=two_videos["input_ids"][:1])
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_placeholders_without_videos_raise_in_generate(use_cache):
+    """generate passes an (empty) KV cache on the first step: the guard must still fire."""
+    tester = VTokModelTester()
+    model = tester.model()
+    inputs = tester.inputs(frame_counts=(4,), answer=())
+    with pytest.raises(ValueError, match="no `pixel_values_videos`"):
+        model.generate(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], max_new_tokens=2, use_cache=use_cache)
+
+
+def test_outputs_follow_upstream_classes_and_the_cache_continues_a_forward():
+    """The outputs are transformers' own classes; the KV cache comes back and goes in under the
+    installed transformers' name (`cache` from 5.24, `past_key_values` before)."""
+    tester = VTokModelTester()
+    model = tester.model()
+    inputs = tester.inputs(frame_counts=(4,), answer=(7, 8))
+    full = model(**inputs, use_cache=False).logits
+    assert isinstance(model(**inputs), CausalLMOutputWithPast) and isinstance(model.model(**inputs), BaseModelOutputWithPast)
+
+    prefix = {**inputs, "input_ids": inputs["input_ids"][:, :-1], "attention_mask": inputs["attention_mask"][:, :-1]}
+    out = model(**prefix, use_cache=True)
+    caches = {name: value for name, value in out.items() if isinstance(value, Cache)}
+    assert len(caches) == 1 and out.to_tuple()  # one cache field, whatever its name
+    ((name, cache),) = caches.items()
+    assert name in {field.name for field in dataclasses.fields(CausalLMOutputWithPast)}
+    step = model(input_ids=inputs["input_ids"][:, -1:], attention_mask=inputs["attention_mask"], **{name: cache})
+    torch.testing.assert_close(step.logits[:, -1], full[:, -1], atol=1e-5, rtol=1e-5)
 
 
 def test_gradients_reach_residual_mlp_and_projector_not_frozen_encoder():

@@ -6,7 +6,7 @@ from peft import PeftModel
 
 from modeling_vtok import VTokForConditionalGeneration
 from modeling_vtok.peft_vtok import add_vtok_adapters, vtok_lora_config
-from peft import get_peft_model
+from peft import LoraConfig, get_peft_model
 from test_modeling_vtok import VTokModelTester
 
 
@@ -30,6 +30,22 @@ def test_llm_preset_trains_only_lora_on_the_language_model(setup):
     trainable = [name for name, p in peft_model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in name and ".language_model." in name for name in trainable)
     assert not any("vision_tower" in name and "lora_" in name for name, _ in peft_model.named_parameters())
+
+
+@pytest.mark.parametrize("lora_config", [vtok_lora_config("llm", include_vision_encoder=True), LoraConfig(target_modules="all-linear")])
+def test_lora_on_the_frozen_vision_tower_gets_gradients(setup, lora_config):
+    """The tower's own weights stay frozen, but LoRA adapters on it are trained, not silently dead."""
+    model, inputs = setup
+    peft_model = get_peft_model(model, lora_config)
+    trainable = {name: p for name, p in peft_model.named_parameters() if "vision_tower" in name and p.requires_grad}
+    assert trainable and all("lora_" in name for name in trainable)
+    # "all-linear" also adapts SigLIP's pooling head, which VTok does not use (it reads patch features)
+    vision_lora = {name: p for name, p in trainable.items() if ".encoder.layers." in name}
+    assert len(vision_lora) == 2 * 6 * 2  # A and B, six projections, two layers
+    peft_model.train()
+    peft_model(**inputs, labels=inputs["input_ids"]).loss.backward()
+    lora_b = [p for name, p in vision_lora.items() if "lora_B" in name]
+    assert all(p.grad is not None for p in vision_lora.values()) and any(p.grad.abs().sum() > 0 for p in lora_b)
 
 
 def test_tokenizer_preset_also_trains_residual_mlp_and_projector(setup):

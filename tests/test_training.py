@@ -98,3 +98,31 @@ def test_two_process_training_keeps_ranks_identical(tmp_path):
         assert torch.equal(tensor, rank0[name]), name
     history = json.loads((tmp_path / "vtok_log_history.json").read_text())
     assert history[-1]["step"] == 2
+
+
+def test_trainer_evaluate_gives_compute_metrics_the_logits(tmp_path):
+    """Trainer.evaluate with compute_metrics and preprocess_logits_for_metrics, as users write them."""
+    from transformers import TrainingArguments
+
+    from conftest import tiny_stack
+    from modeling_vtok.trainer_vtok import VTokTrainer
+    from processing_vtok import VTokDataCollator
+    from test_end_to_end import moving_square
+
+    model, processor = tiny_stack()
+    examples = [{"task": "understanding", "video": moving_square(4), "question": "which way does the circle move ?", "answer": "right"}] * 4
+    seen = {}
+
+    def compute_metrics(prediction):
+        seen["shape"] = prediction.predictions.shape
+        mask = prediction.label_ids[:, 1:] != -100
+        return {"token_accuracy": float((prediction.predictions[:, :-1] == prediction.label_ids[:, 1:])[mask].mean())}
+
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=2, report_to="none", remove_unused_columns=False, use_cpu=True)
+    trainer = VTokTrainer(
+        model=model, args=args, eval_dataset=examples, data_collator=VTokDataCollator(processor),
+        compute_metrics=compute_metrics, preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(-1),
+    )
+    metrics = trainer.evaluate()
+    assert 0.0 <= metrics["eval_token_accuracy"] <= 1.0 and "eval_loss" in metrics
+    assert len(seen["shape"]) == 2 and seen["shape"][0] == 4  # (examples, sequence): token ids, nothing else
