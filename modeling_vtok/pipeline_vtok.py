@@ -240,11 +240,14 @@ class VTokTextToVideoPipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
         self._num_timesteps = len(timesteps)
+        self._interrupt = False
         self.scheduler.set_begin_index(0)
         if self.do_classifier_free_guidance and negative_video_tokens is None:
             negative_video_tokens = self.decoder.null_tokens(*video_tokens.shape[:2])
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
+                if self.interrupt:  # set by a callback to stop early (diffusers' convention)
+                    continue
                 timestep = t.expand(latents.shape[0])
                 output = self.decoder(latents, timestep, video_tokens, num_frames=num_frames, return_dict=False)[0]
                 if self.do_classifier_free_guidance:
@@ -291,6 +294,10 @@ class VTokTextToVideoPipeline(DiffusionPipeline):
     @property
     def num_timesteps(self):
         return self._num_timesteps
+
+    @property
+    def interrupt(self):
+        return self._interrupt
 
     @torch.no_grad()
     def __call__(

@@ -9,12 +9,14 @@ TASKS = ("understanding", "generation")
 class VTokDataCollator:
     """Turns examples into model inputs with `labels` and `videos_to_generate`.
 
-    Each example is a dict with `task` and `video` (anything [`VTokVideoProcessor`] accepts) and
-    - `task="understanding"`: `question` and `answer`. The chat is `user: <video> question`,
+    Each example is a dict with `video` (anything [`VTokVideoProcessor`] accepts) and
+    - `question` and `answer` (task "understanding"). The chat is `user: <video> question`,
       `assistant: answer`; only the answer (and its end-of-turn) carries labels.
-    - `task="generation"`: `caption`. The chat is `user: caption`, `assistant: <video>`; the LLM
+    - `caption` (task "generation"). The chat is `user: caption`, `assistant: <video>`; the LLM
       learns to open a video (`<vid_start>` is labelled) and to write its VTok tokens
       (`videos_to_generate` is True for it).
+    An optional `task` column chooses when an example has both; without it, an example with a
+    question and an answer is "understanding", one with only a caption "generation".
 
     Use with `TrainingArguments(remove_unused_columns=False)` so these columns reach the collator.
     """
@@ -23,13 +25,28 @@ class VTokDataCollator:
         self.processor = processor
         self.num_frames = num_frames
 
+    @staticmethod
+    def task(example: dict) -> str:
+        """The example's `task`, or the one its columns imply."""
+        task = example.get("task")
+        if task is None:
+            if "question" in example and "answer" in example:
+                return "understanding"
+            if "caption" in example:
+                return "generation"
+            raise ValueError(
+                f"A training example needs `question` and `answer` (understanding) or `caption` (generation); "
+                f"it has {sorted(example)}."
+            )
+        if task not in TASKS:
+            raise ValueError(f"Unknown task {task!r} in a training example. Has to be one of {list(TASKS)}.")
+        return task
+
     def prompt(self, example: dict) -> str:
         """The chat up to the assistant's turn, as text with `<video>` placeholders."""
-        task = example.get("task")
+        task = self.task(example)
         if task == "generation":
             return self.processor.text_to_video_prompt(example["caption"])
-        if task != "understanding":
-            raise ValueError(f"Unknown task {task!r} in a training example. Has to be one of {list(TASKS)}.")
         messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": example["question"]}]}]
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
@@ -39,7 +56,7 @@ class VTokDataCollator:
         texts, answers = [], []
         for example in examples:
             prompt = self.prompt(example)
-            if example["task"] == "generation":
+            if self.task(example) == "generation":
                 texts.append(prompt + self.processor.video_token)
                 answers.append(None)
             else:
@@ -63,7 +80,7 @@ class VTokDataCollator:
                 raise ValueError(f"The answer's tokens {answer} are not the end of the tokenized chat {tail}; check the chat template.")
             labels[row, -len(answer) :] = ids[-len(answer) :]
         batch["labels"] = labels
-        batch["videos_to_generate"] = torch.tensor([example.get("task") == "generation" for example in examples])
+        batch["videos_to_generate"] = torch.tensor([self.task(example) == "generation" for example in examples])
         return batch
 
 

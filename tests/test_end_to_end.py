@@ -50,3 +50,20 @@ def test_collator_builds_labels_and_generation_targets():
     torch.testing.assert_close(out.loss, out.text_loss + out.visual_loss)
     with pytest.raises(ValueError, match="Unknown task 'caption'"):
         collator([{"task": "caption", "video": moving_square(2)}])
+    with pytest.raises(ValueError, match=r"needs `question` and `answer` .* it has \['label', 'video'\]"):
+        collator([{"video": moving_square(2), "label": "left"}])
+
+
+def test_collator_infers_the_task_from_the_columns():
+    """Rows without a `task` column (a VTok-Shapes row, a plain QA row, a caption row) need no glue code."""
+    _, processor = tiny_stack()
+    collator = VTokDataCollator(processor)
+    qa = {"video": moving_square(4), "question": "which way does the circle move ?", "answer": "right"}
+    caption = {"video": moving_square(4), "caption": "a red circle moves left"}
+    inferred = collator([qa, caption])
+    explicit = collator([{**qa, "task": "understanding"}, {**caption, "task": "generation"}])
+    assert inferred["videos_to_generate"].tolist() == [False, True]
+    for key in ("input_ids", "labels", "videos_to_generate"):
+        assert torch.equal(inferred[key], explicit[key])
+    both = {**qa, "caption": "a red circle moves right"}  # a VTok-Shapes row has all three
+    assert collator([both])["videos_to_generate"].tolist() == [False]

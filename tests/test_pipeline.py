@@ -108,6 +108,26 @@ def test_callback_on_step_end_can_change_latents(pipe):
         pipe(**get_dummy_inputs(callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["noise"]))
 
 
+def test_a_callback_can_interrupt_the_run(pipe):
+    """diffusers' convention: a callback sets `pipe._interrupt`, the remaining steps are skipped."""
+    seen, after_first_step = [], {}
+
+    def stop_after_first_step(pipeline, step, timestep, callback_kwargs):
+        seen.append(step)
+        pipeline._interrupt = True
+        return {}
+
+    def record(pipeline, step, timestep, callback_kwargs):
+        seen.append(step)
+        after_first_step.setdefault("latents", callback_kwargs["latents"].clone())
+        return {}
+
+    interrupted = pipe(**get_dummy_inputs(output_type="latent", num_inference_steps=4, callback_on_step_end=stop_after_first_step)).frames
+    pipe(**get_dummy_inputs(output_type="latent", num_inference_steps=4, callback_on_step_end=record))  # the next run is whole
+    assert seen == [0, 0, 1, 2, 3]
+    torch.testing.assert_close(interrupted, after_first_step["latents"])
+
+
 def test_save_load_reproduces_frames(pipe, tmp_path):
     pipe.save_pretrained(tmp_path)
     loaded = VTokTextToVideoPipeline.from_pretrained(tmp_path)
