@@ -7,6 +7,9 @@ asked, and can fully train the small VTok-specific modules (g_phi, projector, he
 can switch between them with `set_adapter`.
 """
 
+import os
+from pathlib import Path
+
 from .import_utils import require
 from .modeling_vtok import VTokForConditionalGeneration
 
@@ -16,6 +19,9 @@ from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
 # Projection names shared by Qwen2, Llama, Mistral and most causal LMs in transformers.
 LLM_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 VISION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")  # SigLIP / CLIP encoder layers
+
+# The named adapters of `add_vtok_adapters`, the first one active.
+ADAPTER_NAMES = ("understanding", "generation")
 
 # What each preset trains fully next to the LoRA matrices.
 PRESET_MODULES_TO_SAVE = {
@@ -64,12 +70,30 @@ def add_vtok_adapters(
 ) -> PeftModel:
     """Wrap `model` with two named adapters, "understanding" and "generation" (active: understanding).
 
-    Switch with `peft_model.set_adapter("generation")`; save both with `save_pretrained`.
+    Switch with `peft_model.set_adapter("generation")`; save both with `save_pretrained` (peft writes
+    each named adapter to its own subfolder) and load them back with [`load_vtok_adapters`].
     """
-    peft_model = get_peft_model(model, understanding or vtok_lora_config("llm+tokenizer"), adapter_name="understanding")
-    peft_model.add_adapter("generation", generation or vtok_lora_config("llm+tokenizer+heads"))
-    peft_model.set_adapter("understanding")
+    peft_model = get_peft_model(model, understanding or vtok_lora_config("llm+tokenizer"), adapter_name=ADAPTER_NAMES[0])
+    peft_model.add_adapter(ADAPTER_NAMES[1], generation or vtok_lora_config("llm+tokenizer+heads"))
+    peft_model.set_adapter(ADAPTER_NAMES[0])
     return peft_model
 
 
-__all__ = ["vtok_lora_config", "add_vtok_adapters", "LLM_PROJECTIONS"]
+def load_vtok_adapters(model: VTokForConditionalGeneration, directory: str | os.PathLike) -> PeftModel:
+    """Load both adapters that `add_vtok_adapters(...).save_pretrained(directory)` wrote onto `model` (the same
+    base weights), active: understanding. `PeftModel.from_pretrained(model, directory)` alone finds neither:
+    peft saves named adapters in the subfolders `understanding/` and `generation/`."""
+    directory = Path(directory)
+    missing = [name for name in ADAPTER_NAMES if not (directory / name / "adapter_config.json").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{directory} holds no VTok adapter(s) {missing}: expected {directory}/<name>/adapter_config.json "
+            "as written by add_vtok_adapters(...).save_pretrained."
+        )
+    peft_model = PeftModel.from_pretrained(model, directory / ADAPTER_NAMES[0], adapter_name=ADAPTER_NAMES[0])
+    peft_model.load_adapter(directory / ADAPTER_NAMES[1], adapter_name=ADAPTER_NAMES[1])
+    peft_model.set_adapter(ADAPTER_NAMES[0])
+    return peft_model
+
+
+__all__ = ["vtok_lora_config", "add_vtok_adapters", "load_vtok_adapters", "LLM_PROJECTIONS"]

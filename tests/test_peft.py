@@ -5,7 +5,7 @@ import torch
 from peft import PeftModel
 
 from modeling_vtok import VTokForConditionalGeneration
-from modeling_vtok.peft_vtok import add_vtok_adapters, vtok_lora_config
+from modeling_vtok.peft_vtok import add_vtok_adapters, load_vtok_adapters, vtok_lora_config
 from peft import LoraConfig, get_peft_model
 from test_modeling_vtok import VTokModelTester
 
@@ -90,3 +90,27 @@ def test_named_adapters_switch(setup):
     assert not torch.allclose(understanding_logits, generation_logits)
     peft_model.set_adapter("understanding")
     torch.testing.assert_close(peft_model(**inputs).logits, understanding_logits)
+
+
+def test_named_adapters_save_and_load_back(setup, tmp_path):
+    model, inputs = setup
+    base_state = {k: v.clone() for k, v in model.state_dict().items()}
+    peft_model = add_vtok_adapters(model)
+    for name in ("understanding", "generation"):
+        peft_model.set_adapter(name)
+        trained_step(peft_model, inputs)
+    expected = {}
+    for name in ("understanding", "generation"):
+        peft_model.set_adapter(name)
+        expected[name] = peft_model(**inputs).logits
+    peft_model.save_pretrained(tmp_path)
+
+    fresh = VTokForConditionalGeneration(model.config)
+    fresh.load_state_dict(base_state)
+    reloaded = load_vtok_adapters(fresh.eval(), tmp_path)
+    assert reloaded.active_adapter == "understanding"
+    for name in ("understanding", "generation"):
+        reloaded.set_adapter(name)
+        torch.testing.assert_close(reloaded(**inputs).logits, expected[name], rtol=0, atol=0)
+    with pytest.raises(FileNotFoundError, match=r"holds no VTok adapter\(s\) \['understanding', 'generation'\]"):
+        load_vtok_adapters(fresh, tmp_path / "understanding")
