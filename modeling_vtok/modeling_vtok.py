@@ -6,17 +6,20 @@ check, `masked_scatter`, the language model, dataclass outputs.
 """
 
 import inspect
+import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModel, GenerationMixin, PreTrainedModel
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.utils import logging
+
+from processing_vtok.text_tokenizer import VIDEO_END_TOKEN, VIDEO_START_TOKEN, VIDEO_TOKEN, add_video_tokens
 
 from .configuration_vtok import VTokConfig
 from .tokenizer_vtok import VTokTokenizerOutput, VTokVideoTokenizer, sinusoidal_embedding
@@ -230,6 +233,56 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
 
     def get_output_embeddings(self) -> nn.Module:
         return self.lm_head
+
+    @classmethod
+    def from_vision_text_pretrained(
+        cls, vision_model_name_or_path: str | os.PathLike, text_model_name_or_path: str | os.PathLike, **config_overrides
+    ) -> "VTokForConditionalGeneration":
+        r"""
+        A VTok model on a pretrained vision encoder and a pretrained causal LLM, as transformers'
+        `VisionTextDualEncoderModel.from_vision_text_pretrained` composes its two towers.
+
+        vision_model_name_or_path (`str` or `os.PathLike`):
+            A vision checkpoint folder: a vision tower (`SiglipVisionModel`, `CLIPVisionModel`, ...) or a dual
+            model that holds one as `vision_model` (`SiglipModel`, `CLIPModel`). Its weights are F, kept exactly.
+        text_model_name_or_path (`str` or `os.PathLike`):
+            A causal LM checkpoint folder with its tokenizer (Qwen2, Llama, ...). Its weights are kept exactly;
+            the embeddings (and an untied head) grow by VTok's three special tokens, which the tokenizer
+            gets with [`add_video_tokens`].
+        config_overrides:
+            Any [`VTokConfig`] field (`key_frame_pool_size`, `temporal_stride`, `video_tokenization`, ...).
+            `vision_feature_select_strategy` defaults to `"default"` (drop the CLS token) for CLIP.
+
+        The projector and g_phi start from their initialisation. Build the matching processor with
+        [`VTokProcessor.from_vision_text_pretrained`]; it adds the same tokens to the same tokenizer.
+        """
+        vision = AutoModel.from_pretrained(vision_model_name_or_path)
+        vision = getattr(vision, "vision_model", vision)  # a dual (CLIP / SigLIP) checkpoint holds its vision tower here
+        language = AutoModelForCausalLM.from_pretrained(text_model_name_or_path)
+        token_ids = add_video_tokens(AutoTokenizer.from_pretrained(text_model_name_or_path))
+        text_config = language.config
+        config_overrides.setdefault(
+            "vision_feature_select_strategy", "default" if vision.config.model_type == "clip_vision_model" else "full"
+        )
+        config = VTokConfig(
+            vision_config=vision.config.to_dict(),
+            text_config=text_config.to_dict(),
+            video_token_id=token_ids[VIDEO_TOKEN],
+            video_start_token_id=token_ids[VIDEO_START_TOKEN],
+            video_end_token_id=token_ids[VIDEO_END_TOKEN],
+            tie_word_embeddings=text_config.tie_word_embeddings,
+            eos_token_id=text_config.eos_token_id,
+            pad_token_id=text_config.pad_token_id,
+            **config_overrides,
+        )
+        model = cls(config)
+        model.model.video_tokenizer.vision_tower.load_state_dict(vision.state_dict())
+        model.model.language_model.load_state_dict(language.base_model.state_dict())
+        model.lm_head.load_state_dict(language.get_output_embeddings().state_dict())
+        if max(token_ids.values()) >= text_config.vocab_size:  # else the LLM's spare embedding rows hold them
+            model.resize_token_embeddings(max(token_ids.values()) + 1)
+        model.generation_config = language.generation_config
+        return model.eval()
 
     def get_video_features(self, pixel_values_videos: torch.Tensor, video_lengths: torch.Tensor | None = None):
         return self.model.get_video_features(pixel_values_videos, video_lengths)

@@ -10,7 +10,8 @@ from transformers import PreTrainedTokenizerFast
 PAD_TOKEN, EOS_TOKEN, UNK_TOKEN = "<pad>", "<eos>", "<unk>"
 VIDEO_TOKEN, VIDEO_START_TOKEN, VIDEO_END_TOKEN = "<video>", "<vid_start>", "<vid_end>"
 IM_START_TOKEN = "<|im_start|>"
-SPECIAL_TOKENS = [PAD_TOKEN, EOS_TOKEN, UNK_TOKEN, VIDEO_TOKEN, VIDEO_START_TOKEN, VIDEO_END_TOKEN, IM_START_TOKEN]
+VIDEO_TOKENS = (VIDEO_TOKEN, VIDEO_START_TOKEN, VIDEO_END_TOKEN)
+SPECIAL_TOKENS = [PAD_TOKEN, EOS_TOKEN, UNK_TOKEN, *VIDEO_TOKENS, IM_START_TOKEN]
 
 # ChatML-like: `{"type": "video"}` items render as one `<video>` placeholder (the processor expands it),
 # text items as their text. A turn ends with the eos token `<eos>`, so generation stops there.
@@ -74,4 +75,12 @@ def train_text_tokenizer(
     )
 
 
-__all__ = ["train_text_tokenizer"]
+def add_video_tokens(tokenizer) -> dict[str, int]:
+    """Give a pretrained LLM's tokenizer VTok's `<video>`, `<vid_start>` and `<vid_end>` as special tokens
+    (appended after its vocabulary; tokens it already has are kept) and return their ids. The language
+    model's embeddings must then grow to `len(tokenizer)`."""
+    tokenizer.add_tokens([token for token in VIDEO_TOKENS if token not in tokenizer.get_vocab()], special_tokens=True)
+    return {token: tokenizer.convert_tokens_to_ids(token) for token in VIDEO_TOKENS}
+
+
+__all__ = ["train_text_tokenizer", "add_video_tokens"]
