@@ -1,6 +1,8 @@
 """Evaluate a trained VTok pipeline folder on VTok-Shapes and write the scores as JSON.
 
-- understanding: accuracy per question category (through `evaluate`) on the test and held-out splits;
+- understanding: accuracy per question category (through `evaluate`) on the test and held-out splits,
+  answers generated with room for the longest reference answer (`examples/evaluate_qa.py` does the same
+  for any question-answering file);
 - generation: how often the model-free colour-threshold judge finds the prompted colour moving
   in the prompted direction, for every trained text-to-video prompt and for the prompts of the
   held-out colour–shape pairs.
@@ -17,32 +19,16 @@ import torch
 from tqdm.auto import tqdm
 
 from modeling_vtok import VTokTextToVideoPipeline
+from modeling_vtok.training_vtok import answer_questions, qa_accuracy
 from processing_vtok import VTokDataCollator
-from vtok_shapes import detect_colour_motion, load_vtok_accuracy, load_vtok_shapes
+from vtok_shapes import detect_colour_motion, load_vtok_shapes
 from vtok_shapes.dataset import DIRECTIONS, text_to_video_clips
-from vtok_shapes.metrics import normalize_answer
-
-
-@torch.no_grad()
-def answer_questions(model, processor, examples: list[dict], batch_size: int = 16) -> list[str]:
-    """Greedy answers of `model` to each example's question about its video."""
-    prompts = VTokDataCollator(processor)
-    answers = []
-    for start in tqdm(range(0, len(examples), batch_size), desc="answering"):
-        batch = examples[start : start + batch_size]
-        texts = [prompts.prompt({**example, "task": "understanding"}) for example in batch]
-        inputs = processor(text=texts, videos=[example["video"] for example in batch], padding=True, return_tensors="pt")
-        output = model.generate(**inputs, max_new_tokens=4, do_sample=False)
-        answers += processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-    return [normalize_answer(answer) for answer in answers]
 
 
 def understanding_scores(model, processor, split: str, num_samples: int) -> dict:
     dataset = load_vtok_shapes(split, num_samples=num_samples)
     examples = [dataset[i] for i in range(len(dataset))]
-    predictions = answer_questions(model, processor, examples)
-    metric = load_vtok_accuracy()
-    scores = metric.compute(predictions=predictions, references=[e["answer"] for e in examples], categories=[e["category"] for e in examples])
+    scores = qa_accuracy(answer_questions(model, VTokDataCollator(processor), examples), examples)
     return {name: round(value, 4) for name, value in scores.items()}
 
 

@@ -10,6 +10,26 @@ with `model/` and `processor/` also loadable by `AutoModelForImageTextToText` / 
     torchrun --nproc_per_node 2 examples/train.py --size tiny --steps 2 --stage vtok --output-dir runs/ddp
 """
 
+"""Train a VTok model (or the frame-sampling baseline) with `transformers.Trainer` on your videos or on
+VTok-Shapes, then (VTok-Shapes) its diffusion decoder.
+
+Stage "vtok": the LLM, the residual MLP g_phi and the projector learn understanding and
+generation together, `L = L_under + lambda_visLM * L_visLM` (both terms are logged).
+Stage "decoder": the diffusion decoder learns to render the (now frozen) VTok tokens.
+The result is a folder with `model/` and `processor/` (loadable by `AutoModelForImageTextToText` /
+`AutoProcessor`); after the decoder stage also a diffusers-style pipeline folder that
+`VTokTextToVideoPipeline.from_pretrained` loads.
+
+Data: `--train-file` / `--eval-file` take a JSON or JSONL file in the LLaVA-Video instruction format, or
+a `datasets` folder (`processing_vtok.instruction_data`, docs/your_own_data.md); without them the model
+trains on VTok-Shapes. The reusable parts are library calls (`modeling_vtok.training_vtok`).
+
+    python examples/train.py --size tiny --steps 20 --decoder-steps 20 --output-dir runs/tiny
+    python examples/train.py --train-file data/train.jsonl --eval-file data/test.jsonl \
+        --video-tokenization frames --num-frames 8 --steps 500 --output-dir runs/frames
+    torchrun --nproc_per_node 2 examples/train.py --size tiny --steps 2 --stage vtok --output-dir runs/ddp
+"""
+
 import argparse
 import json
 import os
@@ -20,46 +40,51 @@ from datasets import concatenate_datasets
 from diffusers import FlowMatchEulerDiscreteScheduler
 from safetensors.torch import save_file
 from torch import nn
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer
 from transformers.utils import logging
 
-from modeling_vtok import VTokConfig, VTokForConditionalGeneration, VTokTextToVideoPipeline, VTokVideoDecoder
+from modeling_vtok import VTokForConditionalGeneration, VTokTextToVideoPipeline, VTokVideoDecoder
 from modeling_vtok.trainer_vtok import VTokTrainer
-from processing_vtok import VTokProcessor, VTokVideoProcessor, train_text_tokenizer
+from modeling_vtok.training_vtok import (
+    MODEL_SIZES,
+    VTokFeatureStatisticsCallback,
+    build_vtok_model,
+    load_vtok_model,
+    predicted_token_ids,
+    qa_compute_metrics,
+    vtok_training_arguments,
+)
 from processing_vtok.collator import VTokDataCollator
+from processing_vtok.instruction_data import load_instruction_data
 from vtok_shapes.dataset import load_vtok_shapes, render_videos, text_to_video_clips
 
 logger = logging.get_logger("vtok.train")
 
-# Model sizes: "tiny" for tests and CI, "small" for the bundled default (about 25 MB in fp32).
-SIZES = {
-    "tiny": {
-        "vision": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "patch_size": 8},
-        "text": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2},
-        "decoder": {"num_layers": 1, "num_attention_heads": 2, "attention_head_dim": 8},
-        "key_frame_pool_size": None,
-    },
-    "small": {
-        "vision": {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4, "patch_size": 4},
-        "text": {"hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2},
-        # 4x4-pixel patches: 10x faster on CPU than 2x2 at this size (0.9 s vs 7 s per batch of 16)
-        "decoder": {"patch_size": (1, 4, 4), "num_layers": 4, "num_attention_heads": 4, "attention_head_dim": 32, "concat_channels": 8},
-        "key_frame_pool_size": 4,
-    },
-}
+DEFAULT_NUM_FRAMES = 8
+# The token layout of a new model; a --model checkpoint brings its own.
+LAYOUT_OPTIONS = ("video_tokenization", "key_frame_pool_size", "temporal_stride")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
-    parser.add_argument("--stage", choices=["vtok", "decoder", "all"], default="all")
+    parser.add_argument("--train-file", default=None, help="LLaVA-Video JSON/JSONL file or datasets folder (default: VTok-Shapes)")
+    parser.add_argument("--eval-file", default=None, help="same format; scored after training (exact match, per category)")
+    parser.add_argument("--video-folder", default=None, help="folder the files' video paths start from (default: each file's folder)")
+    parser.add_argument("--model", default=None, help="start from this checkpoint (pipeline folder or model+processor folder) instead of a new model")
+    parser.add_argument("--size", choices=sorted(MODEL_SIZES), default="tiny", help="preset of a new model")
+    parser.add_argument("--video-tokenization", choices=["vtok", "frames"], default=None, help="new model: VTok tokens (default) or the frame-sampling baseline")
+    parser.add_argument("--key-frame-pool-size", type=int, default=None, help="new model: side of the pooled key-frame grid (default: the size preset's)")
+    parser.add_argument("--temporal-stride", type=int, default=None, help="new model: later frames per residual token (default 1)")
+    parser.add_argument("--stage", choices=["vtok", "decoder", "all"], default=None,
+                        help="default: all on VTok-Shapes with VTok tokens, vtok otherwise (a decoder renders VTok tokens from text-to-video data)")
     parser.add_argument("--steps", type=int, default=200, help="optimizer steps of the VTok (LLM) stage")
     parser.add_argument("--decoder-steps", type=int, default=200, help="optimizer steps of the decoder stage")
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--num-train-samples", type=int, default=2000)
+    parser.add_argument("--num-train-samples", type=int, default=2000, help="VTok-Shapes training clips")
     parser.add_argument("--generation-repeats", type=int, default=2, help="how often each canonical text-to-video clip is seen per epoch (0: understanding only)")
     parser.add_argument("--max-shapes", type=int, default=None, help="train only on clips with at most this many shapes (a curriculum step)")
-    parser.add_argument("--num-frames", type=int, default=8)
+    parser.add_argument("--num-frames", type=int, default=None,
+                        help=f"frames sampled per video, saved in the processor (default: the --model's, else {DEFAULT_NUM_FRAMES})")
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -73,87 +98,64 @@ def parse_args(argv=None):
     parser.add_argument("--dump-rank-weights", action="store_true", help="each process saves its final weights (multi-process check)")
     args = parser.parse_args(argv)
     if args.generation_repeats < 0 or (args.max_shapes is not None and args.max_shapes < 1):
-        raise SystemExit("--generation-repeats must be >= 0 and --max-shapes >= 1")
+        parser.error("--generation-repeats must be >= 0 and --max-shapes >= 1")
     for name in ("steps", "decoder_steps", "num_train_samples", "batch_size", "num_frames"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.model and args.resume:
+        parser.error("--resume continues OUTPUT_DIR/model; pass either --model or --resume")
+    if args.stage is None:
+        on_shapes = args.train_file is None and args.video_tokenization in (None, "vtok")
+        args.stage = "all" if on_shapes else "vtok"
+    if args.stage != "vtok" and args.video_tokenization == "frames":
+        parser.error(f"--stage {args.stage} trains a decoder of VTok tokens; the frames baseline has none: use --stage vtok")
     return args
 
 
-def build_model_and_processor(args, texts: list[str]) -> tuple[VTokForConditionalGeneration, VTokProcessor]:
-    """A text tokenizer trained on the dataset's own words, and a model of the chosen size around it."""
-    size = SIZES[args.size]
-    tokenizer = train_text_tokenizer(texts, vocab_size=512)
-    config = VTokConfig(
-        vision_config={"model_type": "siglip_vision_model", "image_size": args.image_size, **size["vision"]},
-        text_config={"model_type": "qwen2", "vocab_size": len(tokenizer), "max_position_embeddings": 1024, **size["text"]},
-        key_frame_pool_size=size["key_frame_pool_size"],
-        freeze_vision_encoder=not args.train_vision_encoder,
-        video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
-        video_start_token_id=tokenizer.convert_tokens_to_ids("<vid_start>"),
-        video_end_token_id=tokenizer.convert_tokens_to_ids("<vid_end>"),
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    video_processor = VTokVideoProcessor(size={"height": args.image_size, "width": args.image_size})
-    processor = VTokProcessor.from_model_config(config, video_processor, tokenizer)
-    model = VTokForConditionalGeneration(config)
-    # No pretrained encoder offline: the random SigLIP gets fixed 2D sine-cosine position
-    # embeddings, so its features say where a shape is and residuals say where it went.
-    position_embedding = model.model.video_tokenizer.vision_tower.embeddings.position_embedding
-    with torch.no_grad():
-        position_embedding.weight.copy_(sincos_position_embeddings(config.patch_grid_size, config.vision_config.hidden_size))
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+def load_checkpoint(args):
+    """The checkpoint to continue (--model, --resume, the decoder stage) and its processor, checked
+    against the layout options, its processor sampling --num-frames (default: its own, else 8);
+    `(None, None)` when a new model is trained."""
+    checkpoint = args.model or (args.output_dir if args.resume or args.stage == "decoder" else None)
+    if checkpoint is None:
+        return None, None
+    model, processor = load_vtok_model(checkpoint)
+    for name in LAYOUT_OPTIONS:
+        wanted, saved = getattr(args, name), getattr(model.config, name)
+        if wanted is not None and wanted != saved:
+            raise SystemExit(
+                f"--{name.replace('_', '-')} {wanted} disagrees with the checkpoint {checkpoint}, which has {name}={saved}: "
+                "the token layout is part of a trained model. Leave the option out, or train a new model."
+            )
+    saved_frames = processor.video_processor.num_frames
+    if args.num_frames is not None and saved_frames is not None and args.num_frames != saved_frames:
+        logger.warning(
+            f"Training {checkpoint} on {args.num_frames} frames per video where its processor says {saved_frames}; "
+            f"the processor saved with the result will say {args.num_frames}."
+        )
+    processor.video_processor.num_frames = args.num_frames or saved_frames or DEFAULT_NUM_FRAMES
     return model, processor
 
 
-def sincos_position_embeddings(grid: int, dim: int) -> torch.Tensor:
-    """Fixed 2D sine-cosine code of a `grid` x `grid` patch grid, `(grid * grid, dim)` (as in MAE)."""
-    quarter = dim // 4
-    freqs = 1.0 / 100 ** (torch.arange(quarter) / quarter)
-    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
-    x, y = xs.reshape(-1, 1) * freqs, ys.reshape(-1, 1) * freqs
-    code = torch.cat([x.sin(), x.cos(), y.sin(), y.cos()], dim=1)
-    return torch.nn.functional.pad(code, (0, dim - code.shape[1]))
+def example_texts(dataset) -> list[str]:
+    """The words of the examples (captions, questions, answers, earlier turns), for a new text tokenizer."""
+    texts = []
+    for column in ("caption", "question", "answer"):
+        if column in dataset.column_names:
+            texts += dataset[column]
+    if "context" in dataset.column_names:
+        texts += [turn for context in dataset["context"] for turn in context]
+    return texts
 
 
-def fit_feature_statistics(model: VTokForConditionalGeneration, processor: VTokProcessor, dataset, num_videos: int = 512) -> None:
-    """Standardise the new model's VTok tokens with statistics of the first training clips (docs/model.md)."""
-    videos = dataset.select(range(min(num_videos, len(dataset))))[:]["video"]
-    inputs = processor.video_processor(videos=videos, return_tensors="pt")
-    model.model.video_tokenizer.fit_feature_statistics(inputs["pixel_values_videos"], inputs["video_lengths"])
-
-
-def training_examples(dataset, args):
-    """Every clip's question (understanding) and the canonical text-to-video clips
+def training_examples(dataset, num_frames: int, args):
+    """Every VTok-Shapes clip's question (understanding) and the canonical text-to-video clips
     (generation, `text_to_video_clips`), each repeated `args.generation_repeats` times."""
     understanding = dataset.add_column("task", ["understanding"] * len(dataset))
-    generation = text_to_video_clips("train", num_frames=args.num_frames, image_size=args.image_size)
+    generation = text_to_video_clips("train", num_frames=num_frames, image_size=args.image_size)
     generation = generation.add_column("task", ["generation"] * len(generation))
     examples = concatenate_datasets([understanding] + [generation] * args.generation_repeats).shuffle(seed=0)
     return examples.with_transform(render_videos)
-
-
-def training_arguments(args, output_dir: Path, steps: int, learning_rate: float, activation_checkpointing: bool = False) -> TrainingArguments:
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        max_steps=steps,
-        per_device_train_batch_size=args.batch_size,
-        learning_rate=learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=min(50, steps // 10),
-        weight_decay=0.0,
-        logging_steps=args.logging_steps,
-        save_strategy="no",
-        report_to="none",
-        remove_unused_columns=False,
-        activation_checkpointing=activation_checkpointing,
-        ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
-        dataloader_num_workers=0,
-        seed=args.seed,
-        use_cpu=not torch.cuda.is_available(),
-    )
 
 
 class DecoderTrainingModule(nn.Module):
@@ -192,27 +194,45 @@ def main(argv=None):
     output_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
 
-    train = load_vtok_shapes("train", num_samples=args.num_train_samples, num_frames=args.num_frames, image_size=args.image_size)
-    if args.max_shapes is not None:
-        train = train.filter(lambda n: n <= args.max_shapes, input_columns="num_shapes")
-    if args.stage == "decoder" or args.resume:
-        model = VTokForConditionalGeneration.from_pretrained(output_dir / "model")
-        processor = VTokProcessor.from_pretrained(output_dir / "processor")
+    model, processor = load_checkpoint(args)
+    num_frames = processor.video_processor.num_frames if processor is not None else args.num_frames or DEFAULT_NUM_FRAMES
+    if args.train_file:
+        train = load_instruction_data(args.train_file, args.video_folder)
+        examples = train
     else:
-        texts = list(train["caption"]) + list(train["question"]) + list(train["answer"])
-        model, processor = build_model_and_processor(args, texts)
-        fit_feature_statistics(model, processor, train)
+        train = load_vtok_shapes("train", num_samples=args.num_train_samples, num_frames=num_frames, image_size=args.image_size)
+        if args.max_shapes is not None:
+            train = train.filter(lambda n: n <= args.max_shapes, input_columns="num_shapes")
+        examples = training_examples(train, num_frames, args)
+    if model is None:
+        layout = {name: getattr(args, name) for name in LAYOUT_OPTIONS if getattr(args, name) is not None}
+        model, processor = build_vtok_model(
+            example_texts(train), size=args.size, image_size=args.image_size, num_frames=num_frames,
+            train_vision_encoder=args.train_vision_encoder, **layout,
+        )  # fmt: skip
     if args.freeze_video_tokenizer:
         model.model.video_tokenizer.requires_grad_(False)
+    schedule = dict(per_device_train_batch_size=args.batch_size, logging_steps=args.logging_steps, seed=args.seed)
 
     if args.stage in ("vtok", "all"):
+        evaluation = {}
+        if args.eval_file:
+            eval_dataset = load_instruction_data(args.eval_file, args.video_folder)
+            categories = eval_dataset["category"] if "category" in eval_dataset.column_names else None
+            evaluation = dict(eval_dataset=eval_dataset, compute_metrics=qa_compute_metrics(processor.tokenizer, categories),
+                              preprocess_logits_for_metrics=predicted_token_ids)  # fmt: skip
         trainer = VTokTrainer(
             model=model,
-            args=training_arguments(args, output_dir / "trainer_vtok", args.steps, args.learning_rate, args.gradient_checkpointing),
-            train_dataset=training_examples(train, args),
+            args=vtok_training_arguments(output_dir / "trainer_vtok", args.steps, learning_rate=args.learning_rate,
+                                         activation_checkpointing=args.gradient_checkpointing, **schedule),  # fmt: skip
+            train_dataset=examples,
             data_collator=VTokDataCollator(processor),
+            callbacks=[VTokFeatureStatisticsCallback()],  # fits a new model's feature statistics first
+            **evaluation,
         )
         trainer.train()
+        if args.eval_file:
+            trainer.evaluate()  # logged, and kept in the log history
         if args.dump_rank_weights:
             dump_rank_weights(trainer.model, output_dir)
         if trainer.is_world_process_zero():
@@ -222,11 +242,12 @@ def main(argv=None):
             (output_dir / history_name).write_text(json.dumps(trainer.state.log_history, indent=1))
 
     if args.stage in ("decoder", "all"):
-        decoder = VTokVideoDecoder.from_model_config(model.config, sample_size=args.image_size, **SIZES[args.size]["decoder"])
+        decoder = VTokVideoDecoder.from_model_config(model.config, sample_size=args.image_size, **MODEL_SIZES[args.size]["decoder"])
         trainer = Trainer(
             model=DecoderTrainingModule(decoder, model),
-            args=training_arguments(args, output_dir / "trainer_decoder", args.decoder_steps, args.decoder_learning_rate),
-            train_dataset=training_examples(train, args),
+            args=vtok_training_arguments(output_dir / "trainer_decoder", args.decoder_steps, learning_rate=args.decoder_learning_rate,
+                                         **schedule),  # fmt: skip
+            train_dataset=examples,
             data_collator=video_only_collator(processor),
         )
         trainer.train()

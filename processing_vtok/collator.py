@@ -2,6 +2,9 @@
 generation (caption -> video) examples in one batch, giving both terms of VTok's loss."""
 
 import torch
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 TASKS = ("understanding", "generation")
 
@@ -11,12 +14,19 @@ class VTokDataCollator:
 
     Each example is a dict with `video` (anything [`VTokVideoProcessor`] accepts) and
     - `question` and `answer` (task "understanding"). The chat is `user: <video> question`,
-      `assistant: answer`; only the answer (and its end-of-turn) carries labels.
+      `assistant: answer`; only the answer (and its end-of-turn) carries labels. An optional `context`
+      lists earlier turns of a multi-turn chat, user first and alternating (`[question_1, answer_1, ...]`,
+      as `load_instruction_data` writes them); the video then opens the first of them.
     - `caption` (task "generation"). The chat is `user: caption`, `assistant: <video>`; the LLM
       learns to open a video (`<vid_start>` is labelled) and to write its VTok tokens
       (`videos_to_generate` is True for it).
     An optional `task` column chooses when an example has both; without it, an example with a
     question and an answer is "understanding", one with only a caption "generation".
+
+    Frames are sampled as the processor's config says (`processor.video_processor.num_frames`, saved with
+    it), so training, feature statistics and evaluation all sample alike. An explicit `num_frames` wins,
+    with a warning when the processor was saved with another count: VTok reads any frame count, but the
+    model learned from (and its feature statistics were fitted on) the saved one.
 
     Use with `TrainingArguments(remove_unused_columns=False)` so these columns reach the collator.
     """
@@ -24,6 +34,13 @@ class VTokDataCollator:
     def __init__(self, processor, num_frames: int | None = None):
         self.processor = processor
         self.num_frames = num_frames
+        saved = processor.video_processor.num_frames
+        if num_frames is not None and saved is not None and num_frames != saved:
+            logger.warning(
+                f"VTokDataCollator samples num_frames={num_frames} frames per video, but the processor was "
+                f"saved with num_frames={saved}, the count the model was trained on. Leave num_frames out "
+                "to use the processor's."
+            )
 
     @staticmethod
     def task(example: dict) -> str:
@@ -47,8 +64,27 @@ class VTokDataCollator:
         task = self.task(example)
         if task == "generation":
             return self.processor.text_to_video_prompt(example["caption"])
-        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": example["question"]}]}]
+        turns = [*(example.get("context") or []), example["question"]]
+        if len(turns) % 2 == 0:
+            raise ValueError(
+                f"`context` must hold whole earlier turn pairs, user first ([question, answer, ...]); got {len(turns) - 1} turns."
+            )
+        messages = [
+            {"role": ("user", "assistant")[i % 2], "content": [{"type": "text", "text": text}]} for i, text in enumerate(turns)
+        ]
+        messages[0]["content"].insert(0, {"type": "video"})
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _model_inputs(self, texts: list[str], examples: list[dict]):
+        sampling = {} if self.num_frames is None else {"num_frames": self.num_frames}
+        return self.processor(
+            text=texts, videos=[example["video"] for example in examples], padding=True, return_tensors="pt", **sampling
+        )
+
+    def prompt_inputs(self, examples: list[dict]):
+        """Understanding examples' chats up to the assistant's turn, with their videos: what `generate`
+        continues to answer, sampled and templated as in training."""
+        return self._model_inputs([self.prompt(example) for example in examples], examples)
 
     def __call__(self, examples: list[dict]) -> dict:
         tokenizer = self.processor.tokenizer
@@ -63,9 +99,7 @@ class VTokDataCollator:
                 answer = f"{example['answer']}{end_of_turn}"
                 texts.append(prompt + answer)
                 answers.append(tokenizer(answer, add_special_tokens=False)["input_ids"])
-        batch = self.processor(
-            text=texts, videos=[example["video"] for example in examples], num_frames=self.num_frames, padding=True, return_tensors="pt"
-        )
+        batch = self._model_inputs(texts, examples)
 
         # Left padding: an answer is the tail of its row.
         labels = torch.full_like(batch["input_ids"], -100)

@@ -1,0 +1,133 @@
+"""The training recipe as library calls (modeling_vtok/training_vtok.py): the model and TrainingArguments
+builders, the processor as the one home of num_frames, feature statistics, QA accuracy and compute_metrics."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoProcessor, EvalPrediction
+
+from modeling_vtok.trainer_vtok import VTokTrainer
+from modeling_vtok.training_vtok import (
+    VTokFeatureStatisticsCallback,
+    answer_questions,
+    answer_token_budget,
+    build_vtok_model,
+    fit_feature_statistics,
+    has_identity_feature_statistics,
+    qa_accuracy,
+    qa_compute_metrics,
+    vtok_training_arguments,
+)
+from processing_vtok import write_video
+from processing_vtok.collator import VTokDataCollator
+from test_instruction_data import LONG_ANSWER, QUESTION, patch_clip
+
+TEXTS = [QUESTION, "left", "right", "what moves ?", LONG_ANSWER]
+STATISTICS = ("key_mean", "key_std", "residual_mean", "residual_std")
+IDENTITY_WARNING = "feature statistics are at identity (never fitted)"
+
+
+def file_examples(folder, count: int = 4, num_frames: int = 6) -> list[dict]:
+    examples = []
+    for i in range(count):
+        direction = ("left", "right")[i % 2]
+        video = write_video(folder / f"{i}.mp4", patch_clip(direction, seed=i, num_frames=num_frames), fps=6)
+        examples.append({"video": video, "question": QUESTION, "answer": direction})
+    return examples
+
+
+def test_a_users_script_builds_either_tokenization_with_plain_keywords(tmp_path):
+    vtok, vtok_processor = build_vtok_model(TEXTS, num_frames=4)
+    frames, frames_processor = build_vtok_model(TEXTS, video_tokenization="frames", num_frames=4)
+    _, pooled_processor = build_vtok_model(TEXTS, key_frame_pool_size=2, temporal_stride=2, num_frames=5)
+    assert (vtok.config.video_tokenization, frames.config.video_tokenization) == ("vtok", "frames")
+    assert vtok_processor.num_video_tokens(4) == vtok.config.num_video_tokens(4) == 16 + 3
+    assert frames_processor.num_video_tokens(4) == frames.config.num_video_tokens(4) == 16 * 4
+    assert pooled_processor.num_video_tokens(5) == 2 * 2 + 2  # 4 key-frame tokens, 4 later frames in windows of 2
+    args = vtok_training_arguments(tmp_path, max_steps=3, per_device_train_batch_size=2, eval_strategy="steps", eval_steps=1)
+    assert (args.max_steps, args.per_device_train_batch_size, args.remove_unused_columns, args.eval_steps) == (3, 2, False, 1)
+    with pytest.raises(ValueError, match=r"Unknown size 'huge'. Has to be one of \['small', 'tiny'\]"):
+        build_vtok_model(TEXTS, size="huge")
+    with pytest.raises(ValueError, match="temporal_stride=2 only applies to residual tokens"):
+        build_vtok_model(TEXTS, video_tokenization="frames", temporal_stride=2)
+
+
+def test_the_saved_processor_holds_num_frames_for_training_and_evaluation(tmp_path, caplog):
+    model, processor = build_vtok_model(TEXTS, num_frames=4)
+    processor.save_pretrained(tmp_path / "processor")
+    reloaded = AutoProcessor.from_pretrained(tmp_path / "processor")
+    assert reloaded.video_processor.num_frames == 4
+    example = file_examples(tmp_path, count=1, num_frames=10)[0]
+    batch = VTokDataCollator(reloaded)([example])
+    assert batch["video_lengths"].tolist() == [4]
+    assert int((batch["input_ids"] == model.config.video_token_id).sum()) == model.config.num_video_tokens(4)
+    assert VTokDataCollator(reloaded).prompt_inputs([example])["video_lengths"].tolist() == [4]  # evaluation
+    with caplog.at_level(logging.WARNING):
+        collator = VTokDataCollator(reloaded, num_frames=6)
+    assert "samples num_frames=6 frames per video, but the processor was saved with num_frames=4" in caplog.text
+    assert collator([example])["video_lengths"].tolist() == [6]
+
+
+def test_the_callback_fits_identity_statistics_before_training_and_keeps_fitted_ones(tmp_path):
+    model, processor = build_vtok_model(TEXTS, num_frames=4)
+    examples, collator = file_examples(tmp_path), VTokDataCollator(processor)
+    tokenizer = model.model.video_tokenizer
+
+    def train():
+        args = vtok_training_arguments(tmp_path / "run", max_steps=1, per_device_train_batch_size=2, logging_steps=1)
+        trainer = VTokTrainer(model=model, args=args, train_dataset=examples, data_collator=collator,
+                              callbacks=[VTokFeatureStatisticsCallback(num_videos=3)])  # fmt: skip
+        trainer.train()
+
+    assert has_identity_feature_statistics(model)
+    train()
+    assert not has_identity_feature_statistics(model)
+    fitted = {name: getattr(tokenizer, name).clone() for name in STATISTICS}
+    # The one documented call on the same first 3 videos gives the same statistics (the frozen encoder did not train).
+    fit_feature_statistics(model, examples, collator, num_videos=3)
+    for name in STATISTICS:
+        torch.testing.assert_close(getattr(tokenizer, name), fitted[name])
+    tokenizer.key_mean.fill_(0.5)
+    train()
+    assert (tokenizer.key_mean == 0.5).all(), "fitted statistics must be left alone"
+
+
+def test_evaluating_identity_statistics_warns(tmp_path, caplog):
+    model, processor = build_vtok_model(TEXTS, num_frames=4)
+    examples, collator = file_examples(tmp_path, count=2), VTokDataCollator(processor)
+    with caplog.at_level(logging.WARNING, logger="modeling_vtok.training_vtok"):
+        answers = answer_questions(model, collator, examples, max_new_tokens=2)
+    assert IDENTITY_WARNING in caplog.text and len(answers) == 2
+    caplog.clear()
+    trainer = VTokTrainer(model=model, args=vtok_training_arguments(tmp_path, max_steps=1), eval_dataset=examples,
+                          data_collator=collator, callbacks=[VTokFeatureStatisticsCallback()])  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="modeling_vtok.training_vtok"):
+        assert "eval_loss" in trainer.evaluate()
+    assert IDENTITY_WARNING in caplog.text
+
+
+def test_qa_accuracy_normalises_and_counts_per_category():
+    examples = [{"answer": "left", "category": "direction"}, {"answer": "right", "category": "direction"}, {"answer": "two", "category": "count"}]
+    assert qa_accuracy([" Left.", "up", "two"], examples) == {"accuracy": 2 / 3, "accuracy/count": 1.0, "accuracy/direction": 0.5}
+    assert qa_accuracy(["left", "up"], [{"answer": "left"}, {"answer": "right", "category": None}]) == {"accuracy": 0.5}
+
+
+def test_qa_compute_metrics_scores_teacher_forced_answers_per_category():
+    _, processor = build_vtok_model(TEXTS)
+    tokenizer = processor.tokenizer
+    assert answer_token_budget(tokenizer, ["left", LONG_ANSWER]) == len(tokenizer(LONG_ANSWER + "<eos>", add_special_tokens=False)["input_ids"])
+    rows = [("left", True), ("right", False), (LONG_ANSWER, True)]
+    labels, predicted = np.full((3, 20), -100), np.zeros((3, 20), dtype=np.int64)
+    for row, (answer, right) in enumerate(rows):
+        ids = tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        labels[row, 5 : 5 + len(ids)] = ids
+        predicted[row, 4 : 4 + len(ids)] = ids if right else [ids[0] + 1, *ids[1:]]  # logits at i predict token i + 1
+    compute_metrics = qa_compute_metrics(tokenizer, ["direction", "direction", "what"])
+    expected = {"accuracy": 2 / 3, "accuracy/direction": 0.5, "accuracy/what": 1.0}
+    assert compute_metrics(EvalPrediction(predictions=predicted, label_ids=labels)) == expected
+    logits = np.eye(len(tokenizer))[predicted]  # without preprocess_logits_for_metrics
+    assert compute_metrics(EvalPrediction(predictions=logits, label_ids=labels)) == expected
+    with pytest.raises(ValueError, match="got 2 categories but evaluation gave 3 examples"):
+        qa_compute_metrics(tokenizer, ["direction", "what"])(EvalPrediction(predictions=predicted, label_ids=labels))
