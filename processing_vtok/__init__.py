@@ -9,7 +9,7 @@ every Auto class: `AutoConfig`, `AutoModel`, `AutoModelForImageTextToText`, `Aut
 from .collator import VTokDataCollator
 from .processing_vtok import VTokProcessor
 from .text_tokenizer import train_text_tokenizer
-from .video_io import load_video, write_video
+from .video_io import VTokVideoError, load_video, write_video
 from .video_processing_vtok import VTokVideoProcessor
 
 
@@ -17,6 +17,7 @@ __all__ = [
     "VTokProcessor",
     "VTokVideoProcessor",
     "VTokDataCollator",
+    "VTokVideoError",
     "load_video",
     "write_video",
     "train_text_tokenizer",

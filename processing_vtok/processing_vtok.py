@@ -5,14 +5,15 @@ N = `count_video_tokens(T)` for that video's real frame count T (S key-frame tok
 token per later frame or stride window). The model computes its features with the same function.
 """
 
-from transformers import AutoProcessor
+from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
 from transformers.processing_utils import ProcessorMixin
 from transformers.utils import logging
 
 from modeling_vtok.configuration_vtok import VTokConfig
 from modeling_vtok.token_layout import count_video_tokens
 
-from .video_processing_vtok import make_list_of_videos
+from .text_tokenizer import add_video_tokens
+from .video_processing_vtok import VTokVideoProcessor, make_list_of_videos
 
 
 logger = logging.get_logger(__name__)
@@ -108,6 +109,27 @@ class VTokProcessor(ProcessorMixin):
                 )
         return processor
 
+    @classmethod
+    def from_vision_text_pretrained(
+        cls, vision_model_name_or_path, text_model_name_or_path, config: VTokConfig, **kwargs
+    ) -> "VTokProcessor":
+        """The processor of `VTokForConditionalGeneration.from_vision_text_pretrained(vision, text)` (whose
+        `config` it takes): frames resized to the encoder's `image_size` and normalised with the vision
+        checkpoint's image-processor settings (mean, std, resampling), and the LLM's tokenizer with the same
+        VTok tokens added. `kwargs` go to the processor (e.g. `chat_template=`)."""
+        image_processor = AutoImageProcessor.from_pretrained(vision_model_name_or_path)
+        side = config.vision_config.image_size
+        video_processor = VTokVideoProcessor(
+            size={"height": side, "width": side},
+            image_mean=image_processor.image_mean,
+            image_std=image_processor.image_std,
+            resample=image_processor.resample,
+            rescale_factor=image_processor.rescale_factor,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(text_model_name_or_path)
+        add_video_tokens(tokenizer)
+        return cls.from_model_config(config, video_processor, tokenizer, **kwargs)
+
     def num_video_tokens(self, num_frames: int) -> int:
         """Number of `<video>` placeholders a video of `num_frames` frames costs (start/end tokens excluded)."""
         return count_video_tokens(
@@ -124,6 +146,7 @@ class VTokProcessor(ProcessorMixin):
         return self.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def validate_inputs(self, images=None, text=None, videos=None, audio=None, **kwargs):
+        self._reject_unknown_kwargs(kwargs)
         if text is None and videos is None:
             raise ValueError(f"You need to provide `text` or `videos` to call {type(self).__name__}.")
         if images is not None or audio is not None:
@@ -138,6 +161,26 @@ class VTokProcessor(ProcessorMixin):
             raise ValueError(
                 f"The text has {num_placeholders} {self.video_token} placeholders but {num_videos} videos were "
                 f"passed; write one {self.video_token} per video."
+            )
+
+    def _reject_unknown_kwargs(self, kwargs: dict) -> None:
+        """Raise a `TypeError` for a keyword neither the tokenizer nor the video processor takes.
+
+        transformers only logs a warning and drops it, so a typo such as `num_frame=8` would silently
+        give the default 16 frames. `apply_chat_template(..., tokenize=True)` passes its processor
+        keywords through here too.
+        """
+        spec = self.valid_processor_kwargs.__annotations__
+        accepted = (
+            set(spec)
+            | set(spec["text_kwargs"].__annotations__)
+            | set(self.video_processor.valid_kwargs.__annotations__)
+            | {"common_kwargs"}  # transformers' older spelling of shared keywords
+        )
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected keyword arguments {unknown}. Accepted: {sorted(accepted)}."
             )
 
     def _process_videos(self, videos, **kwargs):

@@ -1,6 +1,7 @@
 """Video processor of VTok: decode (PyAV), sample, resize, rescale and normalise frames, then pad a
 batch of videos of different lengths to one tensor (arXiv 2602.04202, Sec. 3, input pipeline)."""
 
+import numbers
 import os
 
 import numpy as np
@@ -9,24 +10,32 @@ from huggingface_hub.dataclasses import validate_typed_dict
 from PIL import Image
 from transformers import AutoVideoProcessor, BatchFeature
 from transformers.image_utils import ChannelDimension, PILImageResampling
+from transformers.processing_utils import VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
-from transformers.utils import logging
 from transformers.video_utils import VideoMetadata
 
 from modeling_vtok.configuration_vtok import VTokConfig
 
-from .video_io import load_video, sample_frame_indices
-
-
-logger = logging.get_logger(__name__)
+from .video_io import VTokVideoError, check_sampling_arguments, load_video, sample_frame_indices
 
 
 def _is_source(item) -> bool:
     return isinstance(item, (str, os.PathLike, bytes, bytearray)) or hasattr(item, "read")
 
 
+def _nesting_depth(item) -> int:
+    """How deep lists nest down the first elements of `item` to a number (3 for a frame given as rows of
+    pixels of channel values, as a `datasets.Dataset` returns an array column), or -1 if not to a number."""
+    depth = 0
+    while isinstance(item, (list, tuple)) and len(item) > 0:
+        item, depth = item[0], depth + 1
+    return depth if isinstance(item, numbers.Number) else -1
+
+
 def _is_frame(item) -> bool:
-    return isinstance(item, Image.Image) or (isinstance(item, (np.ndarray, torch.Tensor)) and item.ndim == 3)
+    if isinstance(item, (np.ndarray, torch.Tensor)):
+        return item.ndim == 3
+    return isinstance(item, Image.Image) or _nesting_depth(item) == 3
 
 
 def _is_video(item) -> bool:
@@ -37,9 +46,14 @@ def _is_video(item) -> bool:
 
 def make_list_of_videos(videos) -> list:
     """Flatten any nesting of videos (as `apply_chat_template` produces) to a flat list where each
-    entry is a file path, bytes, a file-like object, a 4D array/tensor or a list of frames."""
+    entry is a file path, bytes, a file-like object, a 4D array/tensor or a list of frames.
+
+    A single frame is a one-frame video: `apply_chat_template` nests a `{"type": "video"}` item's
+    value in lists, so a frame there is a one-frame video, and `processor(videos=frame)` agrees."""
     if _is_source(videos) or _is_video(videos):
         return [videos]
+    if _is_frame(videos):
+        return [[videos]]
     if isinstance(videos, (np.ndarray, torch.Tensor)) and videos.ndim == 5:
         return list(videos)
     if isinstance(videos, (list, tuple)):
@@ -48,33 +62,87 @@ def make_list_of_videos(videos) -> list:
     raise TypeError(
         f"Unsupported video input {type(videos).__name__}{shape}. A video is a file path, bytes, a binary "
         "file-like object, an array or tensor (num_frames, height, width, channels) or (num_frames, channels, "
-        "height, width), or a list of PIL images; pass a list of those for a batch."
+        "height, width), a list of frames (PIL images, arrays, or nested lists of numbers such as a "
+        "`datasets.Dataset` returns), or a single frame; pass a list of those for a batch."
     )
 
 
 def _to_frames_first(video, input_data_format) -> torch.Tensor:
-    """A 4D array/tensor or a list of frames -> tensor (num_frames, channels, height, width)."""
+    """A 4D array/tensor or a list of frames -> tensor (num_frames, 3, height, width): grey frames repeated
+    to RGB, alpha dropped. Raises `VTokVideoError` for what is not a video: frames of different shapes,
+    values that are not numbers, no frames, or no axis of 1, 3 or 4 channels."""
     if isinstance(video, (list, tuple)):
-        video = np.stack([np.asarray(frame.convert("RGB")) if isinstance(frame, Image.Image) else np.asarray(frame)
-                          for frame in video])
-    video = torch.from_numpy(np.ascontiguousarray(video)) if isinstance(video, np.ndarray) else video
+        try:
+            video = np.stack([np.asarray(frame.convert("RGB")) if isinstance(frame, Image.Image) else np.asarray(frame)
+                              for frame in video])
+        except ValueError as error:  # frames of different sizes, or ragged nested lists
+            raise VTokVideoError(f"Invalid video: its frames differ in shape ({error}).") from error
+    if isinstance(video, np.ndarray):
+        if video.dtype.kind not in "iuf":
+            raise VTokVideoError(f"Invalid video: pixel values of dtype {video.dtype}; expected integers or floats.")
+        video = torch.from_numpy(np.ascontiguousarray(video))
+    if video.dtype == torch.bool or video.dtype.is_complex:
+        raise VTokVideoError(f"Invalid video: pixel values of dtype {video.dtype}; expected integers or floats.")
+    if video.shape[0] == 0:
+        raise VTokVideoError(f"Invalid video: it has no frames (shape {tuple(video.shape)}).")
     if input_data_format is None:
         channels_last = video.shape[-1] in (1, 3, 4)
         channels_first = video.shape[1] in (1, 3, 4)
         if not (channels_last or channels_first):
-            raise ValueError(
-                f"Cannot find the channel dimension of a video of shape {tuple(video.shape)}: expected "
+            raise VTokVideoError(
+                f"Invalid video: cannot find the channel dimension of shape {tuple(video.shape)}: expected "
                 "(num_frames, height, width, channels) or (num_frames, channels, height, width) with 1, 3 or "
-                "4 channels. Pass `input_data_format` to say which."
+                "4 channels (a single frame: (height, width, channels)). Pass `input_data_format` to say which."
             )
         input_data_format = ChannelDimension.LAST if channels_last else ChannelDimension.FIRST
     if ChannelDimension(input_data_format) == ChannelDimension.LAST:
         video = video.permute(0, 3, 1, 2)
+    if video.shape[1] not in (1, 3, 4):
+        raise VTokVideoError(
+            f"Invalid video: {video.shape[1]} channels with input_data_format={input_data_format}; expected 1, 3 or 4."
+        )
     if video.shape[1] == 1:
         video = video.expand(-1, 3, -1, -1)
     elif video.shape[1] == 4:
         video = video[:, :3]  # drop alpha
     return video.contiguous()
+
+
+def _check_pixel_values(video: torch.Tensor, do_rescale: bool, rescale_factor: float) -> torch.Tensor:
+    """Reject pixel values the model would silently misread, and return the video as uint8 or float32.
+
+    With `do_rescale`, values are multiplied by `rescale_factor` and must lie in [0, 1 / rescale_factor]
+    ([0, 255] by default); without it they are used as given and must lie in [0, 1]. Floats that all lie
+    in [0, 1] while `do_rescale` is on were most likely rescaled already and would come out black, so the
+    caller has to say so with `do_rescale=False` (transformers' image processors warn about the same case).
+    """
+    if video.dtype.is_floating_point and not torch.isfinite(video).all():
+        raise VTokVideoError("Invalid video: its pixel values contain NaN or infinity.")
+    low, high = video.min().item(), video.max().item()
+    top = 1 / rescale_factor if do_rescale else 1.0
+    if low < 0 or high > top * (1 + 1e-6):
+        meaning = f"rescaled by rescale_factor={rescale_factor:g}" if do_rescale else "used as given (do_rescale=False)"
+        raise VTokVideoError(
+            f"Invalid video: its pixel values range from {low:g} to {high:g}, outside [0, {top:g}], the range of "
+            f"values {meaning}."
+        )
+    if do_rescale and video.dtype.is_floating_point and 0 < high <= 1:
+        raise VTokVideoError(
+            f"Invalid video: its pixel values are floats in [0, 1], which look rescaled already: do_rescale=True "
+            f"would multiply them by {rescale_factor:g} again. Pass `do_rescale=False` for values in [0, 1], or "
+            f"give values in [0, {top:g}]."
+        )
+    return video if video.dtype == torch.uint8 else video.to(torch.float32)
+
+
+class VTokVideoProcessorKwargs(VideosKwargs, total=False):
+    """
+    allow_partial (`bool`, *optional*, defaults to `False`):
+        Read the frames that are there in a truncated or damaged file (with a warning) instead of raising
+        `VTokVideoError` (see `load_video`).
+    """
+
+    allow_partial: bool | None
 
 
 class VTokVideoProcessor(BaseVideoProcessor):
@@ -83,9 +151,13 @@ class VTokVideoProcessor(BaseVideoProcessor):
     zero-padded in time, plus `video_lengths` `(num_videos,)` with each video's true frame count.
 
     Files (paths, bytes, file-like objects) are decoded with PyAV, seeking to the sampled frames only:
-    pass `num_frames` (evenly spaced) or `fps` (not both); files default to 16 frames. Arrays, tensors
-    and lists of PIL images keep all their frames unless `num_frames` or `fps` is given (`fps` needs
+    pass `num_frames` (evenly spaced in time) or `fps` (not both); files default to 16 frames. Arrays,
+    tensors and lists of frames keep all their frames unless `num_frames` or `fps` is given (`fps` needs
     `video_metadata` with the source frame rate).
+
+    A video that cannot be read or is not valid input (no frames, NaN, infinite or out-of-range pixel
+    values, floats in [0, 1] without `do_rescale=False`) raises `VTokVideoError` naming its position in
+    the batch (`error.batch_index`).
     """
 
     resample = PILImageResampling.BICUBIC
@@ -98,7 +170,9 @@ class VTokVideoProcessor(BaseVideoProcessor):
     do_normalize = True
     do_convert_rgb = True
     do_sample_frames = True
+    allow_partial = False
     return_tensors = "pt"
+    valid_kwargs = VTokVideoProcessorKwargs
     model_input_names = ["pixel_values_videos", "video_lengths"]
 
     def preprocess(self, videos, **kwargs) -> BatchFeature:
@@ -108,11 +182,7 @@ class VTokVideoProcessor(BaseVideoProcessor):
             raise TypeError(
                 f"{type(self).__name__} got unexpected keyword arguments {unknown}. Accepted: {sorted(allowed)}."
             )
-        if kwargs.get("num_frames") is not None and kwargs.get("fps") is not None:
-            raise ValueError(
-                f"Pass either `num_frames` ({kwargs['num_frames']}) or `fps` ({kwargs['fps']}) to sample "
-                "videos, not both."
-            )
+        check_sampling_arguments(kwargs.get("num_frames"), kwargs.get("fps"))
         validate_typed_dict(self.valid_kwargs, kwargs)
         # A per-call `num_frames` replaces an instance `fps` and vice versa.
         if kwargs.get("num_frames") is not None or kwargs.get("fps") is not None:
@@ -128,6 +198,9 @@ class VTokVideoProcessor(BaseVideoProcessor):
             video_metadata=kwargs.pop("video_metadata"),
             do_sample_frames=kwargs.pop("do_sample_frames"),
             input_data_format=kwargs.pop("input_data_format"),
+            allow_partial=kwargs.pop("allow_partial"),
+            do_rescale=kwargs["do_rescale"],
+            rescale_factor=kwargs["rescale_factor"],
         )
         device = kwargs.pop("device")
         if device is not None:
@@ -150,8 +223,8 @@ class VTokVideoProcessor(BaseVideoProcessor):
             data["video_metadata"] = metadata
         return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=["video_metadata"])
 
-    def _decode_and_sample(self, videos, num_frames, fps, video_metadata, do_sample_frames, input_data_format):
-        """Decode files with PyAV (sampling while decoding) and sample in-memory videos when asked."""
+    def _decode_and_sample(self, videos, video_metadata, **options):
+        """Decode, sample and check each video; a `VTokVideoError` is raised again naming the video's position."""
         if not videos:
             raise ValueError("`videos` is empty: pass at least one video.")
         if video_metadata is not None and not isinstance(video_metadata, (list, tuple)):
@@ -160,34 +233,43 @@ class VTokVideoProcessor(BaseVideoProcessor):
             raise ValueError(f"Got {len(video_metadata)} `video_metadata` entries for {len(videos)} videos.")
         out_videos, out_metadata = [], []
         for i, video in enumerate(videos):
-            if _is_source(video):
-                frames, metadata = load_video(video, num_frames=num_frames, fps=fps)
-                out_videos.append(_to_frames_first(frames, ChannelDimension.LAST))
-                out_metadata.append(metadata)
-                continue
-            video = _to_frames_first(video, input_data_format)
             metadata = video_metadata[i] if video_metadata is not None else None
-            if isinstance(metadata, dict):
-                metadata = VideoMetadata(**metadata)
-            if metadata is None:
-                metadata = VideoMetadata(total_num_frames=video.shape[0])
-            if do_sample_frames and (num_frames is not None or fps is not None):
-                if fps is not None and not metadata.fps:
-                    raise ValueError(
-                        f"Sampling an in-memory video at fps={fps} needs its frame rate: pass `video_metadata` "
-                        "with `fps`, or sample with `num_frames` instead."
-                    )
-                indices = sample_frame_indices(video.shape[0], metadata.fps, num_frames=num_frames, fps=fps)
-                if len(indices) < (num_frames or 0):
-                    logger.warning(
-                        f"Video {i} has {video.shape[0]} frames, fewer than num_frames={num_frames}; "
-                        f"keeping all {len(indices)}."
-                    )
-                video = video[torch.from_numpy(indices)]
-                metadata.frames_indices = indices.tolist()
+            try:
+                video, metadata = self._decode_and_sample_one(video, metadata, position=i, **options)
+            except VTokVideoError as error:
+                raise VTokVideoError(f"Video {i} of {len(videos)} in the batch: {error}", batch_index=i) from error
             out_videos.append(video)
             out_metadata.append(metadata)
         return out_videos, out_metadata
+
+    def _decode_and_sample_one(
+        self, video, metadata, position, num_frames, fps, do_sample_frames, input_data_format, allow_partial,
+        do_rescale, rescale_factor,
+    ) -> tuple[torch.Tensor, VideoMetadata]:
+        """Decode a file with PyAV (sampling while decoding), or sample an in-memory video when asked; then
+        check its pixel values. Returns the frames `(num_frames, 3, height, width)` and their metadata."""
+        is_file = _is_source(video)
+        if is_file:
+            video, metadata = load_video(video, num_frames=num_frames, fps=fps, allow_partial=allow_partial)
+            input_data_format = ChannelDimension.LAST
+        video = _check_pixel_values(_to_frames_first(video, input_data_format), do_rescale, rescale_factor)
+        if is_file:
+            return video, metadata  # sampled while decoding
+        if isinstance(metadata, dict):
+            metadata = VideoMetadata(**metadata)
+        if metadata is None:
+            metadata = VideoMetadata(total_num_frames=video.shape[0])
+        if do_sample_frames and (num_frames is not None or fps is not None):
+            if fps is not None and not metadata.fps:
+                raise ValueError(
+                    f"Sampling an in-memory video at fps={fps} needs its frame rate: pass `video_metadata` "
+                    "with `fps`, or sample with `num_frames` instead."
+                )
+            timestamps = np.arange(video.shape[0]) / (metadata.fps or 1)
+            indices = sample_frame_indices(timestamps, num_frames=num_frames, fps=fps, name=f"Video {position}")
+            video = video[torch.from_numpy(indices)]
+            metadata.frames_indices = indices.tolist()
+        return video, metadata
 
 
 AutoVideoProcessor.register(VTokConfig, VTokVideoProcessor)

@@ -1,4 +1,5 @@
-"""VTokProcessor: exact placeholder counts (from count_video_tokens and by hand), errors, chat template, save/load."""
+"""VTokProcessor: exact placeholder counts (from count_video_tokens and by hand), errors (unknown keywords, invalid
+videos), the chat template and the direct call agreeing, save/load."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from transformers import AutoProcessor
 
 from conftest import tiny_vtok_config
 from modeling_vtok import count_video_tokens
-from processing_vtok import VTokProcessor, VTokVideoProcessor, train_text_tokenizer, write_video
+from processing_vtok import VTokProcessor, VTokVideoError, VTokVideoProcessor, train_text_tokenizer, write_video
 
 CORPUS = ["describe the video", "what happens in this clip?", "a cat jumps over the dog"] * 10
 
@@ -144,3 +145,38 @@ def test_save_load_round_trip(tokenizer, clip, tmp_path):
     for key in expected:
         assert torch.equal(expected[key], actual[key]), key
     assert loaded.batch_decode(actual["input_ids"][:, -2:]) == processor.batch_decode(expected["input_ids"][:, -2:])
+
+
+def test_unknown_keyword_is_a_type_error_on_every_route(tokenizer, clip):
+    processor = make_processor(tokenizer)
+    messages = [{"role": "user", "content": [{"type": "video", "video": clip}, {"type": "text", "text": "hi"}]}]
+    unknown = r"unexpected keyword arguments \['num_frame'\]"
+    with pytest.raises(TypeError, match=unknown):
+        processor(text="<video> hi", videos=clip, num_frame=8)
+    with pytest.raises(TypeError, match=unknown):
+        processor.apply_chat_template(messages, tokenize=True, return_dict=True, num_frame=8)
+    with pytest.raises(TypeError, match=unknown):
+        processor.apply_chat_template(messages, tokenize=True, return_dict=True, processor_kwargs={"num_frame": 8})
+    # the keywords that do exist still reach the tokenizer and the video processor
+    out = processor(text="<video> hi", videos=clip, num_frames=3, padding="longest", allow_partial=False)
+    assert out["video_lengths"].tolist() == [3]
+
+
+def test_a_single_frame_is_the_same_video_through_both_routes(tokenizer):
+    processor = make_processor(tokenizer)
+    frame = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    messages = [{"role": "user", "content": [{"type": "video", "video": frame}, {"type": "text", "text": "hi"}]}]
+    from_chat = processor.apply_chat_template(messages, tokenize=True, return_dict=True)
+    prompt = processor.apply_chat_template(messages)
+    direct = processor(text=prompt, videos=frame)
+    assert from_chat["video_lengths"].tolist() == direct["video_lengths"].tolist() == [1]
+    assert torch.equal(from_chat["pixel_values_videos"], direct["pixel_values_videos"])
+    assert torch.equal(from_chat["input_ids"], direct["input_ids"])
+
+
+def test_invalid_video_names_its_position(tokenizer):
+    processor = make_processor(tokenizer)
+    broken = np.full((2, 32, 32, 3), np.nan, np.float32)
+    with pytest.raises(VTokVideoError, match="^Video 1 of 2 in the batch: Invalid video: .*NaN") as error:
+        processor(text=["<video> a", "<video> b"], videos=[video(2), broken])
+    assert error.value.batch_index == 1

@@ -1,13 +1,17 @@
-"""PyAV decoding: sampling by num_frames / fps, seeking, short videos and broken files."""
+"""PyAV decoding: sampling by time (num_frames / fps), seeking, short videos, broken files and the
+frame choice of `sample_frame_indices`. Real files of every codec and container: test_video_files.py."""
 
 import io
 import logging
+import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
-from processing_vtok import load_video, write_video
+from processing_vtok import VTokVideoError, load_video, write_video
 from processing_vtok import video_io
+from processing_vtok.video_io import sample_frame_indices
 
 NUM_FRAMES, FPS, LEVEL = 30, 10, 8  # frame i is a flat grey of level i * LEVEL
 
@@ -49,9 +53,36 @@ def test_bytes_and_file_like(clip):
     assert _decoded_indices(from_bytes) == _decoded_indices(from_file) == [0, 14, 29]
 
 
-def test_num_frames_and_fps_together_is_an_error(clip):
-    with pytest.raises(ValueError, match="num_frames.*fps"):
-        load_video(clip, num_frames=4, fps=2)
+def test_file_like_is_read_from_its_start(clip):
+    with open(clip, "rb") as file:
+        file.read()  # a caller (or an earlier load of the same object) left it at the end
+        frames, metadata = load_video(file, num_frames=3)
+        again, _ = load_video(file, num_frames=3)
+    assert metadata.frames_indices == [0, 14, 29] and _decoded_indices(frames) == [0, 14, 29]
+    assert np.array_equal(frames, again)
+
+
+def test_metadata_reports_each_frames_pts(clip):
+    _, metadata = load_video(clip, num_frames=4)
+    assert metadata.frames_indices == [0, 10, 19, 29]
+    # write_video's MP4 has 1024 pts units per frame at 10 fps
+    assert metadata.time_base * 1024 == pytest.approx(0.1)
+    assert metadata.frames_pts == [0, 10 * 1024, 19 * 1024, 29 * 1024]
+    assert metadata.timestamps == pytest.approx([0.0, 1.0, 1.9, 2.9])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_frames": 4, "fps": 2}, "num_frames.*fps"),
+        ({"num_frames": 0}, "num_frames` must be >= 1"),
+        ({"fps": 0}, "fps` must be > 0"),
+    ],
+)
+def test_bad_sampling_arguments_are_value_errors_not_video_errors(clip, kwargs, message):
+    with pytest.raises(ValueError, match=message) as error:
+        load_video(clip, **kwargs)
+    assert not isinstance(error.value, VTokVideoError)  # a mistake in the call, not a bad video to skip
 
 
 def test_fewer_frames_than_asked_warns(clip, caplog):
@@ -71,16 +102,17 @@ def test_fewer_frames_than_asked_warns(clip, caplog):
         (lambda d: str(d / "missing.mp4"), "no such file"),
     ],
 )
-def test_broken_sources_raise_value_error(tmp_path, make_source, problem):
+def test_broken_sources_raise_the_video_error(tmp_path, make_source, problem):
     source = make_source(tmp_path)
-    with pytest.raises(ValueError, match=problem) as error:
+    with pytest.raises(VTokVideoError, match=problem) as error:
         load_video(source)
     assert "Cannot read video" in str(error.value)
+    assert isinstance(error.value, ValueError) and error.value.batch_index is None
 
 
-def test_truncated_file_raises_or_warns(clip):
+def test_truncated_file_raises(clip):
     data = open(clip, "rb").read()
-    with pytest.raises(ValueError, match="Cannot read video"):
+    with pytest.raises(VTokVideoError, match=f"Cannot read video <{len(data) // 3} bytes>"):
         load_video(data[: len(data) // 3], num_frames=4)
 
 
@@ -89,12 +121,65 @@ def test_seeking_decodes_only_near_the_samples(tmp_path, monkeypatch):
     frames = np.stack([np.full((16, 16, 3), (i % 30) * LEVEL, np.uint8) for i in range(total)])
     path = write_video(tmp_path / "long.mp4", frames, fps=30, gop_size=10)
     decoded = []
-    original = video_io._frame_index
-    monkeypatch.setattr(video_io, "_frame_index", lambda *a: decoded.append(1) or original(*a))
+    original = video_io._frames_from
+
+    def counting_frames_from(*args):
+        for frame in original(*args):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(video_io, "_frames_from", counting_frames_from)
     out, metadata = load_video(path, num_frames=4)
     assert metadata.frames_indices == [0, 200, 399, 599]
     assert _decoded_indices(out) == [i % 30 for i in (0, 200, 399, 599)]
     assert len(decoded) < 60  # a full decode would touch all 600 frames
+
+
+# -- choosing frames by time --
+
+# The issue's variable-frame-rate clip: 20 frames at 24 fps, then 20 at 6 fps (4 s).
+VFR_TIMES = [i / 24 for i in range(20)] + [20 / 24 + i / 6 for i in range(20)]
+
+
+def test_constant_frame_rate_gives_linspace_rounded():
+    for total, num_frames in ((total, n) for total in range(1, 41) for n in range(1, total + 1)):
+        timestamps = np.arange(total) / 30
+        # round(linspace(0, T - 1, N)) in exact arithmetic, a tie going to the earlier frame
+        steps = [Fraction(k * (total - 1), max(num_frames - 1, 1)) for k in range(num_frames)]
+        expected = [math.ceil(step - Fraction(1, 2)) for step in steps]
+        assert sample_frame_indices(timestamps, num_frames=num_frames).tolist() == expected
+
+
+def test_variable_frame_rate_is_sampled_evenly_in_time():
+    # instants k * 4 / 7 s: 0, .57, 1.14, 1.71, 2.29, 2.86, 3.43, 4 -> the nearest frames
+    # (0.58 s = frame 14; from 0.83 s on a frame every 1/6 s: 1.17 = 22, 1.67 = 25, 2.33 = 29, ...)
+    assert sample_frame_indices(VFR_TIMES, num_frames=8).tolist() == [0, 14, 22, 25, 29, 32, 36, 39]
+    assert sample_frame_indices(VFR_TIMES, num_frames=40).tolist() == list(range(40))
+    # one frame every 0.5 s: the frame on display then (0.5 s is frame 12, 1.0 s frame 21, ...)
+    assert sample_frame_indices(VFR_TIMES, fps=2).tolist() == [0, 12, 21, 24, 27, 30, 33, 36, 39]
+
+
+@pytest.mark.parametrize("num_frames", [2, 5, 17, 29, 38, 39])
+def test_num_frames_always_gives_that_many_distinct_frames(num_frames):
+    # Instants crowd onto the slow part of the clip; two nearest to one frame must not give it twice.
+    rng = np.random.default_rng(num_frames)
+    timestamps = np.cumsum(np.concatenate([[0], rng.choice([0.01, 0.5], 39)]))
+    indices = sample_frame_indices(timestamps, num_frames=num_frames).tolist()
+    assert len(indices) == num_frames and indices == sorted(set(indices))
+    assert indices[0] == 0 and indices[-1] == 39
+
+
+def test_fewer_frames_than_asked_warns_with_the_name(caplog):
+    with caplog.at_level(logging.WARNING):
+        assert sample_frame_indices(np.arange(3) / 10, num_frames=5, name="Video 7").tolist() == [0, 1, 2]
+        assert sample_frame_indices(np.arange(3) / 10, fps=20, name="Video 8").tolist() == [0, 1, 2]
+    assert "Video 7 has 3 frames, fewer than the 5 requested (num_frames=5)" in caplog.text
+    assert "Video 8 has 3 frames, fewer than the 5 requested (fps=20)" in caplog.text  # instants 0, .05, ..., .2
+
+
+def test_fps_sampling_counts_frames_not_instants():
+    # A damaged file can put a frame a billion seconds in: sampling must not build one instant per 1/fps.
+    assert sample_frame_indices([0.0, 0.5, 1e9], fps=30).tolist() == [0, 1, 2]
 
 
 def test_write_video_rejects_bad_input(tmp_path):
