@@ -116,3 +116,28 @@ def test_clip_dual_checkpoint_and_llama_with_tied_embeddings(tmp_path):
     assert model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
     features, tokens = model.get_video_features(torch.randn(1, 3, 3, 32, 32))
     assert features.shape == (16 + 2, 32) and tokens.shape == (16 + 2, 32)
+
+
+def test_twenty_lora_trainer_steps_on_the_composed_model(parts, tmp_path):
+    from modeling_vtok.peft_vtok import vtok_lora_config
+    from modeling_vtok.trainer_vtok import VTokTrainer
+    from modeling_vtok.training_vtok import vtok_training_arguments
+    from peft import get_peft_model
+    from processing_vtok import VTokDataCollator
+    from test_end_to_end import moving_square
+
+    model = VTokForConditionalGeneration.from_vision_text_pretrained(parts / "siglip", parts / "qwen2", key_frame_pool_size=2)
+    processor = VTokProcessor.from_vision_text_pretrained(parts / "siglip", parts / "qwen2", model.config)
+    vision_before = {name: value.clone() for name, value in model.model.video_tokenizer.vision_tower.state_dict().items()}
+    peft_model = get_peft_model(model, vtok_lora_config("llm+tokenizer"))
+    examples = [
+        {"video": moving_square(4)[:, :, ::-1] if i % 2 else moving_square(4), "question": "which way does the circle move ?", "answer": ("right", "left")[i % 2]}
+        for i in range(8)
+    ]
+    args = vtok_training_arguments(str(tmp_path), max_steps=20, per_device_train_batch_size=4, learning_rate=5e-3, logging_steps=5)
+    trainer = VTokTrainer(model=peft_model, args=args, train_dataset=examples, data_collator=VTokDataCollator(processor, num_frames=4))
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    for name, value in model.model.video_tokenizer.vision_tower.state_dict().items():  # the tower stays frozen
+        assert torch.equal(value, vision_before[name]), name
