@@ -182,6 +182,7 @@ class VTokVideoProcessor(BaseVideoProcessor):
             raise TypeError(
                 f"{type(self).__name__} got unexpected keyword arguments {unknown}. Accepted: {sorted(allowed)}."
             )
+        kwargs = {name: value for name, value in kwargs.items() if value is not None}  # None: the saved setting applies
         check_sampling_arguments(kwargs.get("num_frames"), kwargs.get("fps"))
         validate_typed_dict(self.valid_kwargs, kwargs)
         # A per-call `num_frames` replaces an instance `fps` and vice versa.

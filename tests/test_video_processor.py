@@ -105,6 +105,17 @@ def test_save_load_round_trip(processor, tmp_path, clip):
     assert torch.equal(expected["video_lengths"], actual["video_lengths"])
 
 
+def test_a_saved_num_frames_applies_when_the_call_passes_none(tmp_path, clip):
+    """The frame count the model trained on lives in the processor config; `num_frames=None` (what a
+    caller forwarding its own optional argument passes) means "not given", not "the 16-frame default"."""
+    VTokVideoProcessor(size={"height": 32, "width": 32}, num_frames=5).save_pretrained(tmp_path)
+    loaded = AutoVideoProcessor.from_pretrained(tmp_path)
+    assert loaded(clip)["video_lengths"].tolist() == [5]
+    assert loaded(clip, num_frames=None)["video_lengths"].tolist() == [5]
+    assert loaded(clip, num_frames=3)["video_lengths"].tolist() == [3]
+    assert loaded(clip, num_frames=None, fps=2.0)["video_lengths"].tolist() == [6]  # 3 s at 10 fps
+
+
 # -- invalid videos: one error type, naming the video's position in the batch --
 
 GOOD = np.zeros((2, 32, 32, 3), np.uint8)
