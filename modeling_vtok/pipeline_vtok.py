@@ -105,19 +105,29 @@ class VTokTextToVideoPipeline(DiffusionPipeline):
         negative_video_tokens=None,
         callback_on_step_end_tensor_inputs=None,
     ):
-        config = self.model.config
-        if config.video_tokenization != "vtok":
-            raise ValueError(
-                f"Generation needs a model with video_tokenization='vtok', this one has "
-                f"{config.video_tokenization!r}: the 'frames' baseline has no residual tokens to render."
-            )
         decoder_config = self.decoder.config
-        if decoder_config.token_dim != config.vision_config.hidden_size or self.decoder.token_layout != config.token_layout:
+        expected_channels = self.vae.config.z_dim if self.vae is not None else 3
+        if decoder_config.in_channels != expected_channels:
             raise ValueError(
-                f"The decoder reads tokens of size {decoder_config.token_dim} laid out as {self.decoder.token_layout}, "
-                f"the model writes tokens of size {config.vision_config.hidden_size} laid out as {config.token_layout}; "
-                "build the decoder with VTokVideoDecoder.from_model_config(model.config, ...)."
+                f"The decoder works on {decoder_config.in_channels} channels, but "
+                + (f"the VAE's latents have z_dim={expected_channels}." if self.vae is not None else
+                   "without a VAE it must render RGB pixels (3); pass the VAE whose latent space it was trained in.")
             )
+        if self.model is not None:  # None: rendering precomputed `video_tokens` after the LLM was freed
+            config = self.model.config
+            if config.video_tokenization != "vtok":
+                raise ValueError(
+                    f"Generation needs a model with video_tokenization='vtok', this one has "
+                    f"{config.video_tokenization!r}: the 'frames' baseline has no residual tokens to render."
+                )
+            if decoder_config.token_dim != config.vision_config.hidden_size or self.decoder.token_layout != config.token_layout:
+                raise ValueError(
+                    f"The decoder reads tokens of size {decoder_config.token_dim} laid out as {self.decoder.token_layout}, "
+                    f"the model writes tokens of size {config.vision_config.hidden_size} laid out as {config.token_layout}; "
+                    "build the decoder with VTokVideoDecoder.from_model_config(model.config, ...)."
+                )
+        elif prompt is not None:
+            raise ValueError("This pipeline has no `model` to write VTok tokens from a prompt; pass `video_tokens`.")
         if (prompt is None) == (video_tokens is None):
             raise ValueError("Pass exactly one of `prompt` or `video_tokens`.")
         if prompt is not None and not isinstance(prompt, (str, list)):
@@ -420,6 +430,13 @@ class VTokTextToVideoPipeline(DiffusionPipeline):
         `(T, H, W, 3)`, a file path, or a list of them); `num_frames` samples that many frames. All videos
         must end up with the same frame count.
         """
+        if self.model is None or self.processor is None:
+            raise ValueError("Encoding videos needs the pipeline's `model` and `processor`; this one was built without them.")
+        if self.model.config.video_tokenization != "vtok":
+            raise ValueError(
+                f"The decoder renders VTok tokens, which need video_tokenization='vtok'; the model has "
+                f"{self.model.config.video_tokenization!r}."
+            )
         inputs = self.processor(videos=videos, num_frames=num_frames, return_tensors="pt")
         lengths = inputs["video_lengths"]
         if not torch.all(lengths == lengths[0]):
@@ -436,10 +453,6 @@ class VTokTextToVideoPipeline(DiffusionPipeline):
         processor takes; `num_frames` samples that many frames. Other keywords go to `__call__`
         (`num_inference_steps`, `guidance_scale`, `generator`, `output_type`, ...).
         """
-        if self.model.config.video_tokenization != "vtok":
-            raise ValueError(
-                f"Reconstruction needs video_tokenization='vtok', the model has {self.model.config.video_tokenization!r}."
-            )
         video_tokens, num_frames = self.encode_video(video, num_frames)
         return self(video_tokens=video_tokens, num_frames=num_frames, **kwargs)
 
@@ -449,10 +462,6 @@ class VTokTextToVideoPipeline(DiffusionPipeline):
         one's appearance moving like the second. Both (or both lists of the same length) must give the
         same frame count; `num_frames` samples that many frames from each. Other keywords go to `__call__`.
         """
-        if self.model.config.video_tokenization != "vtok":
-            raise ValueError(
-                f"Motion transfer needs video_tokenization='vtok', the model has {self.model.config.video_tokenization!r}."
-            )
         key_tokens, num_frames = self.encode_video(key_video, num_frames)
         motion_tokens, motion_frames = self.encode_video(motion_video, num_frames)
         if key_tokens.shape != motion_tokens.shape or num_frames != motion_frames:

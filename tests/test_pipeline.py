@@ -201,3 +201,25 @@ def test_export_video(pipe, tmp_path):
     frames = pipe(**get_dummy_inputs(output_type="np")).frames
     path = export_video(frames[0], str(tmp_path / "clip.mp4"), fps=4)
     assert (tmp_path / "clip.mp4").stat().st_size > 0 and path.endswith(".mp4")
+
+
+def test_precomputed_tokens_render_after_the_llm_is_freed(pipe):
+    """diffusers' encode-once-then-free pattern: keep the tokens, drop the LLM and processor."""
+    tokens, num_frames = pipe.encode_video(clip(5))
+    expected = pipe(video_tokens=tokens, num_frames=num_frames, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="pt").frames
+    renderer = VTokTextToVideoPipeline(model=None, processor=None, decoder=pipe.decoder, scheduler=FlowMatchEulerDiscreteScheduler())
+    renderer.set_progress_bar_config(disable=True)
+    frames = renderer(video_tokens=tokens, num_frames=num_frames, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="pt").frames
+    torch.testing.assert_close(frames, expected)
+    with pytest.raises(ValueError, match="no `model` to write VTok tokens from a prompt"):
+        renderer("a red circle moves left", num_frames=3)
+    with pytest.raises(ValueError, match="needs the pipeline's `model` and `processor`"):
+        renderer.reconstruct(clip(5))
+
+
+def test_decoder_channels_must_match_pixels_or_the_vae():
+    components = get_dummy_components(vae=True)
+    components["vae"] = None  # a latent-space decoder (16 channels) without its VAE
+    pipe = VTokTextToVideoPipeline(**components)
+    with pytest.raises(ValueError, match="works on 16 channels, but without a VAE it must render RGB pixels"):
+        pipe(**get_dummy_inputs())
