@@ -190,7 +190,15 @@ class VTokModel(VTokPreTrainedModel):
             inputs_embeds = self.get_input_embeddings()(input_ids)
 
         video_features = video_tokens = None
-        continues_a_cache = any(isinstance(value, Cache) and value.get_seq_length() > 0 for value in kwargs.values())
+        cached_length = max((value.get_seq_length() for value in kwargs.values() if isinstance(value, Cache)), default=0)
+        continues_a_cache = cached_length > 0
+        context = getattr(self.config.text_config, "max_position_embeddings", None)
+        if context is not None and cached_length + inputs_embeds.shape[1] > context:
+            logger.warning_once(
+                f"The sequence has {cached_length + inputs_embeds.shape[1]} tokens, more than the language model's "
+                f"max_position_embeddings={context}: it was not trained on positions that far. Sample fewer frames "
+                "(each costs tokens: processor.num_video_tokens(num_frames)) or shorten the text."
+            )
         if pixel_values_videos is not None:
             video_features, video_tokens = self.get_video_features(pixel_values_videos, video_lengths)
             video_features = video_features.to(inputs_embeds.dtype)

@@ -140,9 +140,13 @@ class VTokVideoProcessorKwargs(VideosKwargs, total=False):
     allow_partial (`bool`, *optional*, defaults to `False`):
         Read the frames that are there in a truncated or damaged file (with a warning) instead of raising
         `VTokVideoError` (see `load_video`).
+    max_frames (`int`, *optional*, defaults to 1024):
+        Most frames a video may have after sampling; more raise `VTokVideoError` instead of running out of
+        memory or past the LLM's context (an in-memory array keeps all its frames unless you sample it).
     """
 
     allow_partial: bool | None
+    max_frames: int | None
 
 
 class VTokVideoProcessor(BaseVideoProcessor):
@@ -171,6 +175,7 @@ class VTokVideoProcessor(BaseVideoProcessor):
     do_convert_rgb = True
     do_sample_frames = True
     allow_partial = False
+    max_frames = 1024
     return_tensors = "pt"
     valid_kwargs = VTokVideoProcessorKwargs
     model_input_names = ["pixel_values_videos", "video_lengths"]
@@ -200,6 +205,7 @@ class VTokVideoProcessor(BaseVideoProcessor):
             do_sample_frames=kwargs.pop("do_sample_frames"),
             input_data_format=kwargs.pop("input_data_format"),
             allow_partial=kwargs.pop("allow_partial"),
+            max_frames=kwargs.pop("max_frames"),
             do_rescale=kwargs["do_rescale"],
             rescale_factor=kwargs["rescale_factor"],
         )
@@ -245,31 +251,36 @@ class VTokVideoProcessor(BaseVideoProcessor):
 
     def _decode_and_sample_one(
         self, video, metadata, position, num_frames, fps, do_sample_frames, input_data_format, allow_partial,
-        do_rescale, rescale_factor,
+        max_frames, do_rescale, rescale_factor,
     ) -> tuple[torch.Tensor, VideoMetadata]:
-        """Decode a file with PyAV (sampling while decoding), or sample an in-memory video when asked; then
-        check its pixel values. Returns the frames `(num_frames, 3, height, width)` and their metadata."""
-        is_file = _is_source(video)
-        if is_file:
+        """Decode a file with PyAV (sampling while decoding), or sample an in-memory video when asked (before
+        converting it, so only the sampled frames are copied); then check its pixel values and length.
+        Returns the frames `(num_frames, 3, height, width)` and their metadata."""
+        if _is_source(video):
             video, metadata = load_video(video, num_frames=num_frames, fps=fps, allow_partial=allow_partial)
             input_data_format = ChannelDimension.LAST
+        else:
+            if isinstance(metadata, dict):
+                metadata = VideoMetadata(**metadata)
+            if metadata is None:
+                metadata = VideoMetadata(total_num_frames=len(video))
+            if do_sample_frames and (num_frames is not None or fps is not None) and len(video) > 0:
+                if fps is not None and not metadata.fps:
+                    raise ValueError(
+                        f"Sampling an in-memory video at fps={fps} needs its frame rate: pass `video_metadata` "
+                        "with `fps`, or sample with `num_frames` instead."
+                    )
+                timestamps = np.arange(len(video)) / (metadata.fps or 1)
+                indices = sample_frame_indices(timestamps, num_frames=num_frames, fps=fps, name=f"Video {position}")
+                video = [video[i] for i in indices] if isinstance(video, (list, tuple)) else video[indices.tolist()]
+                metadata.frames_indices = indices.tolist()
         video = _check_pixel_values(_to_frames_first(video, input_data_format), do_rescale, rescale_factor)
-        if is_file:
-            return video, metadata  # sampled while decoding
-        if isinstance(metadata, dict):
-            metadata = VideoMetadata(**metadata)
-        if metadata is None:
-            metadata = VideoMetadata(total_num_frames=video.shape[0])
-        if do_sample_frames and (num_frames is not None or fps is not None):
-            if fps is not None and not metadata.fps:
-                raise ValueError(
-                    f"Sampling an in-memory video at fps={fps} needs its frame rate: pass `video_metadata` "
-                    "with `fps`, or sample with `num_frames` instead."
-                )
-            timestamps = np.arange(video.shape[0]) / (metadata.fps or 1)
-            indices = sample_frame_indices(timestamps, num_frames=num_frames, fps=fps, name=f"Video {position}")
-            video = video[torch.from_numpy(indices)]
-            metadata.frames_indices = indices.tolist()
+        if len(video) > max_frames:
+            raise VTokVideoError(
+                f"The video has {len(video)} frames after sampling, more than max_frames={max_frames}, and would cost "
+                f"the LLM thousands of tokens and the vision encoder one pass per frame. Sample fewer with "
+                "`num_frames` or `fps`, or raise `max_frames`."
+            )
         return video, metadata
 
 

@@ -8,8 +8,10 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.testing_utils import CaptureLogger
+from transformers.utils import logging
 
-from conftest import VIDEO_END_TOKEN_ID, VIDEO_START_TOKEN_ID, VIDEO_TOKEN_ID, tiny_vtok_config
+from conftest import VIDEO_END_TOKEN_ID, VIDEO_START_TOKEN_ID, VIDEO_TOKEN_ID, tiny_text_config, tiny_vtok_config
 from modeling_vtok import VTokConfig, VTokForConditionalGeneration, VTokModel
 
 
@@ -101,6 +103,16 @@ def test_outputs_follow_upstream_classes_and_the_cache_continues_a_forward():
     assert name in {field.name for field in dataclasses.fields(CausalLMOutputWithPast)}
     step = model(input_ids=inputs["input_ids"][:, -1:], attention_mask=inputs["attention_mask"], **{name: cache})
     torch.testing.assert_close(step.logits[:, -1], full[:, -1], atol=1e-5, rtol=1e-5)
+
+
+def test_a_sequence_longer_than_the_context_warns():
+    tester = VTokModelTester(text_config={**tiny_text_config(), "max_position_embeddings": 16})
+    model = tester.model()
+    inputs = tester.inputs(frame_counts=(4,))  # 2 + 21 + 3 = 26 tokens
+    logger = logging.get_logger("modeling_vtok.modeling_vtok")
+    with CaptureLogger(logger) as captured:
+        model(**inputs)
+    assert "26 tokens, more than the language model's max_position_embeddings=16" in captured.out
 
 
 def test_gradients_reach_residual_mlp_and_projector_not_frozen_encoder():

@@ -116,6 +116,19 @@ def test_a_saved_num_frames_applies_when_the_call_passes_none(tmp_path, clip):
     assert loaded(clip, num_frames=None, fps=2.0)["video_lengths"].tolist() == [6]  # 3 s at 10 fps
 
 
+def test_max_frames_guards_long_in_memory_videos_and_sampling_picks_the_same_frames(processor):
+    frames = np.random.default_rng(0).integers(0, 255, (1500, 8, 8, 3), dtype=np.uint8)
+    with pytest.raises(VTokVideoError, match="1500 frames after sampling, more than max_frames=1024"):
+        processor(frames)
+    assert processor(frames, max_frames=2000)["video_lengths"].tolist() == [1500]
+    sampled = processor(frames, num_frames=4)
+    picked = processor(frames[[0, 500, 999, 1499]], max_frames=4)  # the sampled frames, converted alone
+    assert sampled["video_lengths"].tolist() == [4]
+    assert torch.equal(sampled["pixel_values_videos"], picked["pixel_values_videos"])
+    with pytest.raises(VTokVideoError, match="more than max_frames=3"):
+        processor(frames, num_frames=4, max_frames=3)
+
+
 # -- invalid videos: one error type, naming the video's position in the batch --
 
 GOOD = np.zeros((2, 32, 32, 3), np.uint8)
