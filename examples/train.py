@@ -1,15 +1,3 @@
-"""Train a VTok model on VTok-Shapes with `transformers.Trainer`, then its diffusion decoder.
-
-Stage "vtok": the LLM, the residual MLP g_phi and the projector learn understanding and
-generation together, `L = L_under + lambda_visLM * L_visLM` (both terms are logged).
-Stage "decoder": the diffusion decoder learns to render the (now frozen) VTok tokens.
-The result is a diffusers-style folder that `VTokTextToVideoPipeline.from_pretrained` loads,
-with `model/` and `processor/` also loadable by `AutoModelForImageTextToText` / `AutoProcessor`.
-
-    python examples/train.py --size tiny --steps 20 --decoder-steps 20 --output-dir runs/tiny
-    torchrun --nproc_per_node 2 examples/train.py --size tiny --steps 2 --stage vtok --output-dir runs/ddp
-"""
-
 """Train a VTok model (or the frame-sampling baseline) with `transformers.Trainer` on your videos or on
 VTok-Shapes, then (VTok-Shapes) its diffusion decoder.
 
