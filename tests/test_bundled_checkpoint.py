@@ -1,5 +1,7 @@
 """The bundled default model: loads through the Auto classes and the pipeline, answers, generates."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +78,15 @@ def test_direction_answers_beat_chance_on_the_test_split(model_and_processor):
 def test_generated_clip_moves_as_prompted(pipeline, direction):
     frames = pipeline(f"a green circle moving {direction}", num_frames=8, generator=torch.Generator().manual_seed(0), output_type="np").frames[0]
     assert detect_colour_motion(frames, "green") == direction
+
+
+def test_quickstart_runs_end_to_end(tmp_path):
+    """README's main command: the quickstart answers, generates an MP4 and a GIF, and prints the token costs."""
+    script = CHECKPOINT.parent.parent / "examples" / "quickstart.py"
+    result = subprocess.run([sys.executable, str(script), "--output-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = [line for line in result.stdout.splitlines() if line.strip().startswith("Q:")]
+    assert len(answers) == 3 and all("A: " in line and "(truth: " in line for line in answers)
+    for name in ("sample_clip.mp4", "generated.mp4", "generated.gif"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert "8 frames: VTok    23 LLM tokens, frame sampling    128 (5.6x)" in result.stdout
