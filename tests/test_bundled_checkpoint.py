@@ -82,7 +82,7 @@ def test_generated_clip_moves_as_prompted(pipeline, direction):
 
 def test_quickstart_runs_end_to_end(tmp_path):
     """README's main command: the quickstart answers, generates an MP4 and a GIF, and prints the token costs."""
-    script = CHECKPOINT.parent.parent / "examples" / "quickstart.py"
+    script = CHECKPOINT.parent.parent / "examples/quickstart.py"
     result = subprocess.run([sys.executable, str(script), "--output-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     answers = [line for line in result.stdout.splitlines() if line.strip().startswith("Q:")]
