@@ -183,9 +183,11 @@ class VTokVideoTokenizer(nn.Module):
         in "frames" mode) and its pooled residuals `(N, dim)` (none in "frames" mode), before
         standardisation and g_phi."""
         if self.config.video_tokenization == "frames":
-            return self.spatial_tokens(features).flatten(0, 1), self.pooled_residuals(features)
-        key_index = self.config.key_frame_index
-        return self.spatial_tokens(features[key_index : key_index + 1])[0], self.pooled_residuals(features)
+            spatial = self.spatial_tokens(features).flatten(0, 1)
+        else:
+            key_index = self.config.key_frame_index
+            spatial = self.spatial_tokens(features[key_index : key_index + 1])[0]
+        return spatial, self.pooled_residuals(features)
 
     def _check_lengths(self, pixel_values_videos: torch.Tensor, video_lengths: torch.Tensor | None) -> list[int]:
         batch_size, max_frames = pixel_values_videos.shape[:2]
