@@ -133,20 +133,66 @@ class VTokModel(VTokPreTrainedModel):
         return self.multi_modal_projector(video_tokens)
 
     def get_video_features(
-        self, pixel_values_videos: torch.Tensor, video_lengths: torch.Tensor | None = None
+        self,
+        pixel_values_videos: torch.Tensor | None = None,
+        video_lengths: torch.Tensor | None = None,
+        video_embeds: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         r"""
-        pixel_values_videos (`torch.FloatTensor` of shape `(num_videos, max_num_frames, channels, height, width)`):
+        pixel_values_videos (`torch.FloatTensor` of shape `(num_videos, max_num_frames, channels, height, width)`, *optional*):
             Frames from [`VTokVideoProcessor`], zero-padded after each video's last frame.
         video_lengths (`torch.LongTensor` of shape `(num_videos,)`, *optional*):
             True frame count per video.
+        video_embeds (`torch.FloatTensor` of shape `(num_videos, max_num_tokens, token_dim)`, *optional*):
+            The VTok tokens of the videos, computed before (see [`~VTokModel.unpad_video_embeds`]), in place of
+            `pixel_values_videos`: the vision encoder is not run.
 
         Returns the projected features `(num_video_tokens_in_batch, hidden_size)` and the raw VTok
         tokens `(num_video_tokens_in_batch, token_dim)`, both flattened over videos in order.
         """
-        vtok = self.get_vtok_tokens(pixel_values_videos, video_lengths)
-        tokens, positions = vtok.tokens[vtok.mask], vtok.positions[vtok.mask]
+        if video_embeds is not None:
+            tokens, positions = self.unpad_video_embeds(video_embeds, video_lengths)
+        else:
+            vtok = self.get_vtok_tokens(pixel_values_videos, video_lengths)
+            tokens, positions = vtok.tokens[vtok.mask], vtok.positions[vtok.mask]
         return self.embed_video_tokens(tokens, positions), tokens
+
+    def unpad_video_embeds(self, video_embeds: torch.Tensor, video_lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Stored VTok tokens -> the real tokens `(num_video_tokens_in_batch, token_dim)` and their temporal positions.
+
+        `video_embeds` `(num_videos, max_num_tokens, token_dim)` holds, per video, exactly what the video
+        tokenizer gives from its pixels (`get_vtok_tokens(...).tokens`, the raw tokens before the projector,
+        zero-padded after `config.num_video_tokens(video_lengths[i])` tokens): the key frame's S tokens then the
+        residual tokens. `video_lengths` (the frame counts) is needed: it fixes each video's layout.
+        """
+        if video_lengths is None:
+            raise ValueError(
+                "`video_embeds` needs `video_lengths`, the number of frames each video's tokens were computed from "
+                "(its `num_frames` column when stored with `vtok tokenize-corpus`): it fixes the token layout."
+            )
+        layout, token_dim = self.config.token_layout, self.config.vision_config.hidden_size
+        lengths = [int(length) for length in video_lengths]
+        if video_embeds.dim() != 3 or video_embeds.shape[-1] != token_dim or video_embeds.shape[0] != len(lengths):
+            raise ValueError(
+                f"`video_embeds` must have shape (num_videos={len(lengths)}, max_num_tokens, token_dim={token_dim}) "
+                f"(vision_config.hidden_size), got {tuple(video_embeds.shape)}."
+            )
+        counts = [layout.num_video_tokens(length) for length in lengths]
+        if video_embeds.shape[1] != max(counts):
+            raise ValueError(
+                f"`video_embeds` holds {video_embeds.shape[1]} tokens per video, but videos of video_lengths={lengths} "
+                f"frames have {counts} VTok tokens (config.num_video_tokens); pad to the longest, {max(counts)}. "
+                "Were they computed by a model with another key_frame_pool_size, temporal_stride or video_tokenization?"
+            )
+        if self.training and any(parameter.requires_grad for parameter in self.video_tokenizer.parameters()):
+            logger.warning_once(
+                "Training from `video_embeds`: the video tokenizer (g_phi, its statistics, the vision encoder) is "
+                "skipped, so its trainable parameters get no gradient. Freeze it "
+                "(model.model.video_tokenizer.requires_grad_(False)) or train from pixels."
+            )
+        mask = torch.arange(max(counts), device=video_embeds.device)[None] < torch.tensor(counts, device=video_embeds.device)[:, None]
+        positions = torch.cat([layout.temporal_positions(length) for length in lengths]).to(video_embeds.device)
+        return video_embeds[mask].to(self.dtype), positions
 
     def get_placeholder_mask(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor, video_features: torch.Tensor) -> torch.Tensor:
         """Boolean `(batch_size, sequence_length)` mask of `<video>` placeholders; checks it matches the features."""
@@ -173,6 +219,7 @@ class VTokModel(VTokPreTrainedModel):
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         use_cache: bool | None = None,
+        video_embeds: torch.FloatTensor | None = None,
         **kwargs,
     ) -> VTokModelOutputWithPast:
         r"""
@@ -180,12 +227,17 @@ class VTokModel(VTokPreTrainedModel):
             Frames from [`VTokVideoProcessor`]; one video per `<video>` in the text, in order.
         video_lengths (`torch.LongTensor` of shape `(num_videos,)`, *optional*):
             True frame count per video (padding frames are never encoded).
+        video_embeds (`torch.FloatTensor` of shape `(num_videos, max_num_tokens, token_dim)`, *optional*):
+            Precomputed VTok tokens in place of `pixel_values_videos` (the vision encoder is then not run),
+            with `video_lengths`; see [`~VTokModel.unpad_video_embeds`].
         kwargs:
             Go to the language model unchanged, the KV cache among them, under the name the installed
             transformers uses (`cache` from 5.24, `past_key_values` before).
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        if pixel_values_videos is not None and video_embeds is not None:
+            raise ValueError("You must specify at most one of pixel_values_videos or video_embeds (the videos' precomputed VTok tokens).")
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
 
@@ -199,14 +251,14 @@ class VTokModel(VTokPreTrainedModel):
                 f"max_position_embeddings={context}: it was not trained on positions that far. Sample fewer frames "
                 "(each costs tokens: processor.num_video_tokens(num_frames)) or shorten the text."
             )
-        if pixel_values_videos is not None:
-            video_features, video_tokens = self.get_video_features(pixel_values_videos, video_lengths)
+        if pixel_values_videos is not None or video_embeds is not None:
+            video_features, video_tokens = self.get_video_features(pixel_values_videos, video_lengths, video_embeds)
             video_features = video_features.to(inputs_embeds.dtype)
             video_mask = self.get_placeholder_mask(input_ids, inputs_embeds, video_features)
             inputs_embeds = inputs_embeds.masked_scatter(video_mask.unsqueeze(-1), video_features)
         elif input_ids is not None and not continues_a_cache and (input_ids == self.config.video_token_id).any():
             raise ValueError(
-                "The text holds `<video>` placeholder tokens but no `pixel_values_videos` were given; "
+                "The text holds `<video>` placeholder tokens but no `pixel_values_videos` (or `video_embeds`) were given; "
                 "pass the videos through VTokProcessor(text=..., videos=...)."
             )
 
@@ -292,8 +344,8 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
         model.generation_config = language.generation_config
         return model.eval()
 
-    def get_video_features(self, pixel_values_videos: torch.Tensor, video_lengths: torch.Tensor | None = None):
-        return self.model.get_video_features(pixel_values_videos, video_lengths)
+    def get_video_features(self, pixel_values_videos=None, video_lengths=None, video_embeds=None):
+        return self.model.get_video_features(pixel_values_videos, video_lengths, video_embeds)
 
     def visual_loss(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """L_visLM between predicted and true VTok tokens `(num_tokens, token_dim)`; form set by `visual_loss_type`."""
@@ -337,6 +389,7 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         return_dict: bool | None = None,
+        video_embeds: torch.FloatTensor | None = None,
         **kwargs,
     ) -> VTokCausalLMOutputWithPast | tuple:
         r"""
@@ -344,6 +397,8 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
             Next-token targets for L_under; -100 is ignored, and so are `<video>` placeholders and padding.
         videos_to_generate (`torch.BoolTensor` of shape `(num_videos,)`, *optional*):
             Which videos the LLM should learn to write (L_visLM, teacher-forced on their true VTok tokens).
+        video_embeds (`torch.FloatTensor` of shape `(num_videos, max_num_tokens, token_dim)`, *optional*):
+            Precomputed VTok tokens in place of `pixel_values_videos`, with `video_lengths`; same loss, no vision encoder.
         kwargs:
             Go to the language model (the KV cache among them) and to the loss function.
         """
@@ -355,6 +410,7 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
+            video_embeds=video_embeds,
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
@@ -371,11 +427,12 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
             text_loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs)
         if videos_to_generate is not None:
             if outputs.video_tokens is None or input_ids is None:
-                raise ValueError("videos_to_generate needs input_ids and the videos themselves (pixel_values_videos) as targets.")
-            if len(videos_to_generate) != len(pixel_values_videos):
                 raise ValueError(
-                    f"videos_to_generate has {len(videos_to_generate)} entries but {len(pixel_values_videos)} videos were given."
+                    "videos_to_generate needs input_ids and the videos themselves (pixel_values_videos or video_embeds) as targets."
                 )
+            num_videos = len(pixel_values_videos if pixel_values_videos is not None else video_embeds)
+            if len(videos_to_generate) != num_videos:
+                raise ValueError(f"videos_to_generate has {len(videos_to_generate)} entries but {num_videos} videos were given.")
             visual_loss = self._visual_loss_from_sequence(input_ids, hidden_states, outputs.video_tokens, video_lengths, videos_to_generate)
 
         losses = [loss for loss in (text_loss, None if visual_loss is None else self.config.visual_loss_weight * visual_loss) if loss is not None]

@@ -1,6 +1,7 @@
 """Batches video–text examples for `Trainer`: understanding (video + question -> answer) and
 generation (caption -> video) examples in one batch, giving both terms of VTok's loss."""
 
+import numpy as np
 import torch
 from transformers.utils import logging
 
@@ -23,24 +24,25 @@ class VTokDataCollator:
     An optional `task` column chooses when an example has both; without it, an example with a
     question and an answer is "understanding", one with only a caption "generation".
 
-    Frames are sampled as the processor's config says (`processor.video_processor.num_frames`, saved with
-    it), so training, feature statistics and evaluation all sample alike. An explicit `num_frames` wins,
-    with a warning when the processor was saved with another count: VTok reads any frame count, but the
-    model learned from (and its feature statistics were fitted on) the saved one.
+    Pre-tokenized examples carry `video_tokens` (the video's VTok tokens, `(num_video_tokens, token_dim)`, as
+    `vtok tokenize-corpus` stores them) and `num_frames` (the frames they were computed from) in place of
+    `video`. The batch then holds `video_embeds` and `video_lengths` instead of `pixel_values_videos`: the model
+    skips the vision encoder and gives the same loss. A batch is all of one kind.
+
+    Frames are sampled as the processor's config says (`processor.video_processor.num_frames` or `fps`, saved
+    with it), so training, feature statistics and evaluation all sample alike. An explicit `num_frames` or
+    `fps` wins, with a warning when the processor was saved with other sampling: VTok reads any frame
+    count, but the model learned from (and its feature statistics were fitted on) the saved one.
 
     Use with `TrainingArguments(remove_unused_columns=False)` so these columns reach the collator.
     """
 
-    def __init__(self, processor, num_frames: int | None = None):
+    def __init__(self, processor, num_frames: int | None = None, fps: float | None = None):
         self.processor = processor
-        self.num_frames = num_frames
-        saved = processor.video_processor.num_frames
-        if num_frames is not None and saved is not None and num_frames != saved:
-            logger.warning(
-                f"VTokDataCollator samples num_frames={num_frames} frames per video, but the processor was "
-                f"saved with num_frames={saved}, the count the model was trained on. Leave num_frames out "
-                "to use the processor's."
-            )
+        self.num_frames, self.fps = num_frames, fps
+        disagreement = processor.video_processor.sampling_disagreement(num_frames, fps)
+        if disagreement is not None:
+            logger.warning(f"VTokDataCollator's {disagreement}. Leave `num_frames` and `fps` out to use the processor's.")
 
     @staticmethod
     def task(example: dict) -> str:
@@ -76,10 +78,44 @@ class VTokDataCollator:
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def _model_inputs(self, texts: list[str], examples: list[dict]):
-        sampling = {} if self.num_frames is None else {"num_frames": self.num_frames}
+        pretokenized = ["video_tokens" in example for example in examples]
+        if any(pretokenized):
+            if not all(pretokenized):
+                raise ValueError(
+                    "A batch mixes examples with `video` (pixels) and with `video_tokens` (pre-tokenized); "
+                    "give every example the same kind."
+                )
+            return self._pretokenized_inputs(texts, examples)
+        sampling = {"num_frames": self.num_frames, "fps": self.fps}  # None: the processor's saved sampling
         return self.processor(
             text=texts, videos=[example["video"] for example in examples], padding=True, return_tensors="pt", **sampling
         )
+
+    def _pretokenized_inputs(self, texts: list[str], examples: list[dict]):
+        """Text with each `<video>` expanded for its stored tokens, and the tokens as `video_embeds`."""
+        processor = self.processor
+        tokens, lengths = [], []
+        for example in examples:
+            if "num_frames" not in example:
+                raise ValueError("A pre-tokenized example needs `num_frames` (the frames its `video_tokens` come from) beside `video_tokens`.")
+            video_tokens = torch.as_tensor(np.asarray(example["video_tokens"], dtype=np.float32))
+            num_frames = int(example["num_frames"])
+            expected = processor.num_video_tokens(num_frames)
+            if video_tokens.dim() != 2 or len(video_tokens) != expected:
+                raise ValueError(
+                    f"`video_tokens` of shape {tuple(video_tokens.shape)} do not fit num_frames={num_frames}: the "
+                    f"processor expects ({expected}, token_dim) (processor.num_video_tokens). Tokenize with the same model."
+                )
+            tokens.append(video_tokens)
+            lengths.append(num_frames)
+        expanded = []
+        for text, num_frames in zip(texts, lengths):
+            video = processor.video_start_token + processor.video_token * processor.num_video_tokens(num_frames) + processor.video_end_token
+            expanded.append(text.replace(processor.video_token, video))
+        batch = processor.tokenizer(expanded, padding=True, padding_side="left", return_tensors="pt")
+        batch["video_embeds"] = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True)  # (num_videos, max_num_tokens, token_dim)
+        batch["video_lengths"] = torch.tensor(lengths, dtype=torch.long)
+        return batch
 
     def prompt_inputs(self, examples: list[dict]):
         """Understanding examples' chats up to the assistant's turn, with their videos: what `generate`
