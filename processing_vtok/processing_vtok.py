@@ -202,6 +202,14 @@ class VTokProcessor(ProcessorMixin):
             conversation, chat_template=chat_template, processor_kwargs=processor_kwargs, **kwargs
         )
 
+    def _prepare_processor_kwargs(self, chat_template, processor_kwargs, kwargs, *args, **options) -> dict:
+        """transformers' step of `apply_chat_template` that collects the processor keywords (those the chat
+        template does not use); unknown ones raise here, so `tokenize=False`, which processes no video,
+        rejects a typo such as `num_frame=8` like the other routes instead of only warning."""
+        processor_kwargs = super()._prepare_processor_kwargs(chat_template, processor_kwargs, kwargs, *args, **options)
+        self._reject_unknown_kwargs(processor_kwargs)
+        return processor_kwargs
+
     @property
     def model_input_names(self) -> list[str]:
         return ["input_ids", "attention_mask", "pixel_values_videos", "video_lengths"]

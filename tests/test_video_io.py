@@ -187,3 +187,18 @@ def test_write_video_rejects_bad_input(tmp_path):
         write_video(tmp_path / "odd.mp4", np.zeros((2, 31, 32, 3), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         write_video(tmp_path / "f.mp4", np.zeros((2, 32, 32, 3), np.float32))
+
+
+def test_chat_template_without_tokenizing_rejects_an_unknown_keyword():
+    """`apply_chat_template(tokenize=False)` processes no video, yet a misspelt sampling keyword must not be
+    dropped with a warning: it raises the same TypeError as `processor(...)` and `tokenize=True`."""
+    from test_processor import CORPUS, make_processor
+
+    from processing_vtok import train_text_tokenizer
+
+    processor = make_processor(train_text_tokenizer(CORPUS, vocab_size=320))
+    messages = [{"role": "user", "content": [{"type": "video", "video": "clip.mp4"}, {"type": "text", "text": "hi"}]}]
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['num_frame'\]"):
+        processor.apply_chat_template(messages, tokenize=False, num_frame=8)
+    prompt = processor.apply_chat_template(messages, tokenize=False, num_frames=8, add_generation_prompt=True)
+    assert prompt.count("<video>") == 1 and prompt.endswith("assistant\n")
