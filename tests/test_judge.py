@@ -1,11 +1,22 @@
-"""The colour-motion judge on rendered clips: all four directions, blank clips, absent colours."""
+"""The judge on rendered clips whose answer is known: colour motion in all four directions, blank clips,
+absent colours; shape count, size, position along the path and frame-to-frame consistency, each also on
+a clip where it is wrong."""
 
 import numpy as np
 import pytest
 import torch
 
-from vtok_shapes.judge import colour_motion_accuracy, detect_colour_motion, score_generated_clip
-from vtok_shapes.dataset import COLORS, generation_subset, load_vtok_shapes, render_clip
+from vtok_shapes.dataset import COLORS, generation_subset, load_vtok_shapes, render_clip, shape_trajectory, text_to_video_clips
+from vtok_shapes.judge import (
+    colour_motion_accuracy,
+    colour_size,
+    count_shapes,
+    detect_colour_motion,
+    judge_generated_clip,
+    score_generated_clip,
+    temporal_consistency,
+    track_error,
+)
 
 STARTS = {"left": (24.0, 16.0), "right": (8.0, 16.0), "up": (16.0, 24.0), "down": (16.0, 8.0)}
 
@@ -64,3 +75,76 @@ def test_accuracy_on_dataset_clips():
     with pytest.raises(ValueError, match="color"):
         detect_colour_motion(rows["video"][0], "purple")
     assert set(COLORS) >= set(rows["color"])
+
+
+# -- count, size, position and temporal consistency -------------------------------------------------
+
+
+def _spec(color="red", shape="circle", size="big", direction="right", x=10.0, y=16.0, motion="constant"):
+    return {"color": color, "shape": shape, "size": size, "direction": direction, "motion": motion,
+            "end_color": color, "end_size": size, "x": x, "y": y}  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", ["circle", "square", "triangle"])
+@pytest.mark.parametrize("size", ["small", "big"])
+def test_size_of_every_shape(shape, size):
+    clip = render_clip([_spec(shape=shape, size=size)])
+    assert colour_size(clip, "red") == size
+    assert colour_size(clip, "blue") is None
+
+
+def test_counts_shapes_apart_and_ignores_specks():
+    one = render_clip([_spec()])
+    two = render_clip([_spec(y=6.0, size="small"), _spec("cyan", "square", "small", "left", x=24.0, y=26.0)])
+    three = render_clip([_spec(y=5.0, size="small"), _spec("cyan", "square", "small", "left", x=24.0, y=16.0),
+                         _spec("yellow", "triangle", "small", "up", x=6.0, y=26.0)])  # fmt: skip
+    assert (count_shapes(one), count_shapes(two), count_shapes(three)) == (1, 2, 3)
+    speckled = one.copy()
+    speckled[:, 0, 0] = COLORS["green"]  # one-pixel noise is not a shape
+    assert count_shapes(speckled) == 1
+    assert count_shapes(np.zeros((8, 32, 32, 3), np.uint8)) == 0
+
+
+def test_track_error_follows_the_path():
+    spec = _spec()
+    clip = render_clip([spec])
+    path = shape_trajectory("constant", "right", spec["x"], spec["y"], 8, 32)
+    assert track_error(clip, "red", path) < 0.05
+    assert track_error(clip, "red", path[::-1]) > 0.15  # the same path run backwards
+    assert track_error(clip, "red", path + 8) > 0.15  # shifted by a quarter of the frame
+    assert track_error(clip, "blue", path) == float("inf")
+    # red specks scattered over the frame (an untrained decoder's output) are not a shape on the path
+    specks = np.zeros_like(clip)
+    specks[:, ::3, ::3] = COLORS["red"]
+    assert track_error(specks, "red", path) == float("inf") and colour_size(specks, "red") is None
+
+
+def test_temporal_consistency_rigid_against_flicker_and_morphing():
+    clip = render_clip([_spec("green", "square")])
+    assert temporal_consistency(clip, "green") > 0.9
+    flicker = clip.copy()
+    flicker[1::2] = 0  # the shape vanishes every other frame
+    assert temporal_consistency(flicker, "green") == 0.0
+    morphing = np.stack([render_clip([_spec("green", ("square", "triangle")[t % 2], ("big", "small")[t % 2])])[t] for t in range(8)])
+    assert temporal_consistency(morphing, "green") < 0.6
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        temporal_consistency(clip[:1], "green")
+
+
+def test_judge_generated_clip_right_and_wrong():
+    prompt = text_to_video_clips("test").with_format(None)[0]
+    spec = prompt["shapes"][0]
+    clip = render_clip([spec])
+    verdict = judge_generated_clip(clip, spec)
+    assert verdict["all_right"] and verdict["temporal_consistency"] > 0.9
+    assert set(verdict) == {"colour_moves_as_prompted", "count_right", "size_right", "position_right", "temporal_consistency",
+                            "consistent", "all_right"}  # fmt: skip
+    wrong_size = judge_generated_clip(render_clip([{**spec, "size": "small", "end_size": "small"}]), spec)
+    assert not wrong_size["size_right"] and not wrong_size["all_right"] and wrong_size["colour_moves_as_prompted"]
+    extra = render_clip([spec, _spec("cyan", "square", "small", "left", x=28.0, y=3.0)])
+    assert not judge_generated_clip(extra, spec)["count_right"]
+    moved = {**spec, "x": spec["x"] + 9, "y": spec["y"] + 9}
+    assert not judge_generated_clip(render_clip([moved]), spec)["position_right"]
+    flicker = clip.copy()
+    flicker[1::2] = 0
+    assert not judge_generated_clip(flicker, spec)["consistent"]

@@ -1,13 +1,21 @@
-"""A model-free judge for generated VTok-Shapes clips: did the named colour move the asked way?
+"""A model-free judge for generated VTok-Shapes clips: did the named colour move the asked way, is
+there the right number of shapes, of the right size, in the right place, and does the shape stay the
+same from frame to frame?
 
 A pixel belongs to a colour when that `COLORS` entry is its nearest palette colour (black
 background included) and lies within `max_distance`; the colour's centroid is tracked over the
-frames and a least-squares line through it gives the net displacement.
+frames and a least-squares line through it gives the net displacement. Shapes are counted as
+4-connected blobs of non-background pixels. `judge_generated_clip` applies every check to a clip
+generated from a prompt whose shape parameters are known (`text_to_video_clips`).
 """
 
 import numpy as np
 
-from .dataset import BACKGROUND, COLORS, DIRECTIONS
+from .dataset import BACKGROUND, COLORS, DIRECTIONS, shape_trajectory
+
+# Fraction of a 32x32 frame that a rendered shape covers: small 2.0-3.5% (triangle, circle, square),
+# big 7.8-11.7%. The boundary between the two sizes sits between the largest small and smallest big one.
+BIG_SHAPE_MIN_AREA = 0.055
 
 
 def _to_frames(frames) -> np.ndarray:
@@ -30,16 +38,70 @@ def _to_frames(frames) -> np.ndarray:
     return frames
 
 
+def _palette_distances(frames) -> np.ndarray:
+    """`(T, H, W, P)` distance of every pixel to each `COLORS` entry, then to the background (last)."""
+    palette = np.array([*COLORS.values(), BACKGROUND], dtype=np.float32)
+    return np.linalg.norm(_to_frames(frames)[..., None, :] - palette, axis=-1)
+
+
 def colour_masks(frames, color: str, max_distance: float = 100.0) -> np.ndarray:
     """Boolean `(T, H, W)` mask of the pixels of `color` (nearest palette entry and close enough)."""
     if color not in COLORS:
         raise ValueError(f"Unknown color {color!r}. Has to be one of {list(COLORS)}.")
-    frames = _to_frames(frames)
-    names = list(COLORS)
-    palette = np.array([COLORS[c] for c in names] + [BACKGROUND], dtype=np.float32)
-    dist = np.linalg.norm(frames[..., None, :] - palette, axis=-1)  # (T, H, W, P)
-    target = names.index(color)
+    dist = _palette_distances(frames)
+    target = list(COLORS).index(color)
     return (dist.argmin(-1) == target) & (dist[..., target] <= max_distance)
+
+
+def shape_masks(frames, max_distance: float = 100.0) -> np.ndarray:
+    """Boolean `(T, H, W)` mask of the pixels of any shape colour (nearest palette entry not the background)."""
+    dist = _palette_distances(frames)
+    nearest = dist.argmin(-1)
+    return (nearest < len(COLORS)) & (np.take_along_axis(dist, nearest[..., None], -1)[..., 0] <= max_distance)
+
+
+def blobs(mask: np.ndarray, min_pixels: int = 4) -> list[np.ndarray]:
+    """The 4-connected components of a `(H, W)` boolean mask with at least `min_pixels` pixels (smaller
+    ones are specks of noise, not shapes), each as its `(n, 2)` pixel coordinates `(y, x)`."""
+    seen = np.zeros(mask.shape, dtype=bool)
+    found = []
+    for start in zip(*np.nonzero(mask)):
+        if seen[start]:
+            continue
+        seen[start], stack, pixels = True, [start], []
+        while stack:
+            y, x = stack.pop()
+            pixels.append((y, x))
+            for ny, nx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+                if 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1] and mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+        if len(pixels) >= min_pixels:
+            found.append(np.array(pixels))
+    return found
+
+
+def largest_blobs(frames, color: str, min_pixels: int = 4, max_distance: float = 100.0) -> list[np.ndarray | None]:
+    """Per frame, the pixels `(n, 2)` of the largest blob of `color` (the shape; scattered pixels of the
+    colour elsewhere are ignored), `None` where there is none."""
+    return [max(found, key=len) if (found := blobs(mask, min_pixels)) else None for mask in colour_masks(frames, color, max_distance)]
+
+
+def count_shapes(frames, min_pixels: int = 4, max_distance: float = 100.0) -> int:
+    """Shapes in the clip: the median over frames of the blobs of shape-coloured pixels (touching
+    shapes count as one, as in any blob counter; VTok-Shapes lays shapes out apart)."""
+    counts = [len(blobs(mask, min_pixels)) for mask in shape_masks(frames, max_distance)]
+    return int(np.median(counts))
+
+
+def colour_size(frames, color: str, min_pixels: int = 4, max_distance: float = 100.0) -> str | None:
+    """`"small"` or `"big"`: the median area (fraction of the frame) of `color`'s largest blob over the
+    frames where it is found, against `BIG_SHAPE_MIN_AREA`; `None` when the colour is never found."""
+    frames = _to_frames(frames)
+    areas = [len(blob) / np.prod(frames.shape[1:3]) for blob in largest_blobs(frames, color, min_pixels, max_distance) if blob is not None]
+    if not areas:
+        return None
+    return "big" if np.median(areas) >= BIG_SHAPE_MIN_AREA else "small"
 
 
 def colour_centroids(frames, color: str, min_pixels: int = 2, max_distance: float = 100.0) -> np.ndarray:
@@ -98,6 +160,72 @@ def score_generated_clip(frames, color: str, direction: str, **kwargs) -> bool:
     return detect_colour_motion(frames, color, **kwargs) == direction
 
 
+def track_error(frames, color: str, expected_centres: np.ndarray, min_pixels: int = 4, max_distance: float = 100.0) -> float:
+    """Mean distance, as a fraction of the frame side, between the centre of `color`'s largest blob and
+    the `(T, 2)` expected centres `(x, y)`, over the frames where it is found; `inf` when never found."""
+    frames = _to_frames(frames)
+    distances = [np.linalg.norm(blob[:, ::-1].mean(0) + 0.5 - centre)
+                 for blob, centre in zip(largest_blobs(frames, color, min_pixels, max_distance), np.asarray(expected_centres))
+                 if blob is not None]  # fmt: skip
+    return float(np.mean(distances) / max(frames.shape[1:3])) if distances else float("inf")
+
+
+def _shifted(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """`mask` moved by whole pixels, what leaves the frame dropped (no wrap-around)."""
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = mask[max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)]
+    return out
+
+
+def temporal_consistency(frames, color: str, max_distance: float = 100.0) -> float:
+    """How much `color`'s shape stays itself from one frame to the next, in [0, 1]: the mean over
+    consecutive frame pairs of the intersection over union of the two masks once the first is moved by
+    the centroid displacement. A rigid moving shape scores near 1; flicker, a vanishing shape or one
+    that changes form score lower (a pair where either frame lacks the colour scores 0)."""
+    masks = colour_masks(frames, color, max_distance)
+    if len(masks) < 2:
+        raise ValueError(f"Temporal consistency needs at least 2 frames, got {len(masks)}.")
+    scores = []
+    for before, after in zip(masks[:-1], masks[1:]):
+        if not before.any() or not after.any():
+            scores.append(0.0)
+            continue
+        (y0, x0), (y1, x1) = np.argwhere(before).mean(0), np.argwhere(after).mean(0)
+        moved = _shifted(before, int(round(y1 - y0)), int(round(x1 - x0)))
+        scores.append((moved & after).sum() / (moved | after).sum())
+    return float(np.mean(scores))
+
+
+def judge_generated_clip(frames, shape: dict, num_frames: int | None = None, max_track_error: float = 0.15,
+                         min_consistency: float = 0.5, **kwargs) -> dict:  # fmt: skip
+    """Every check of a clip generated from a one-shape prompt whose shape parameters are known (a
+    `shapes[0]` of `text_to_video_clips`: `color`, `size`, `direction`, `motion`, start `x`, `y`):
+
+    - `colour_moves_as_prompted`: the prompted colour moves in the prompted direction ([`score_generated_clip`]);
+    - `count_right`: exactly one shape ([`count_shapes`]);
+    - `size_right`: the prompted size ([`colour_size`]);
+    - `position_right`: the colour follows the prompt's path, within `max_track_error` of the frame
+      side on average ([`track_error`]);
+    - `temporal_consistency`: [`temporal_consistency`] (a float), and `consistent`: at least `min_consistency`;
+    - `all_right`: every check passed.
+
+    `kwargs` go to [`detect_colour_motion`]."""
+    clip = _to_frames(frames)
+    side = clip.shape[1]
+    expected = shape_trajectory(shape["motion"], shape["direction"], shape["x"], shape["y"], num_frames or len(clip), side)
+    verdict = {
+        "colour_moves_as_prompted": score_generated_clip(clip, shape["color"], shape["direction"], **kwargs),
+        "count_right": count_shapes(clip) == 1,
+        "size_right": colour_size(clip, shape["color"]) == shape["size"],
+        "position_right": track_error(clip, shape["color"], expected) <= max_track_error,
+        "temporal_consistency": round(temporal_consistency(clip, shape["color"]), 4),
+    }
+    verdict["consistent"] = verdict["temporal_consistency"] >= min_consistency
+    verdict["all_right"] = all(verdict[k] for k in ("colour_moves_as_prompted", "count_right", "size_right", "position_right", "consistent"))
+    return verdict
+
+
 def colour_motion_accuracy(clips, colors, directions, **kwargs) -> float:
     """Fraction of `clips` whose `colors[i]` moves in `directions[i]` (0.0 for an empty list)."""
     if not len(clips) == len(colors) == len(directions):
@@ -110,4 +238,18 @@ def colour_motion_accuracy(clips, colors, directions, **kwargs) -> float:
     return float(np.mean(hits))
 
 
-__all__ = ["colour_centroids", "colour_masks", "colour_motion_accuracy", "detect_colour_motion", "score_generated_clip"]
+__all__ = [
+    "blobs",
+    "colour_centroids",
+    "colour_masks",
+    "colour_motion_accuracy",
+    "colour_size",
+    "count_shapes",
+    "detect_colour_motion",
+    "judge_generated_clip",
+    "largest_blobs",
+    "score_generated_clip",
+    "shape_masks",
+    "temporal_consistency",
+    "track_error",
+]
