@@ -16,14 +16,21 @@ timestep `t = sigma * num_train_timesteps`, and the scheduler steps along the ve
 `v = noise - x_0`. With `prediction_type="sample"` the network predicts x_0 and
 [`~VTokVideoDecoder.velocity`] turns it into v. See docs/generation.md for the measurements behind
 the defaults.
+
+[`~VTokVideoDecoder.from_wan_pretrained`] starts from a pretrained Wan text-to-video transformer instead:
+its weights are kept, and every new path starts at zero (ControlNet's "zero convolution"), so at step 0 the
+decoder is exactly the pretrained Wan given an all-zero text context.
 """
 
+import contextlib
+import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models import ModelMixin, WanTransformer3DModel
+from diffusers.models.attention import AttentionMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
@@ -47,12 +54,14 @@ class VTokVideoDecoderOutput(BaseOutput):
     sample: torch.FloatTensor
 
 
-class VTokVideoDecoder(ModelMixin, ConfigMixin):
+class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
     r"""
     A diffusion decoder conditioned on VTok tokens `(batch_size, S + R, token_dim)`: the key frame's
     S = `key_grid_size`**2 spatial tokens (raster order), then R = ceil((T - 1) / `temporal_stride`)
     residual tokens ([`VTokTokenLayout`]). Build it with [`~VTokVideoDecoder.from_model_config`] so its
-    layout matches the model's.
+    layout matches the model's, or on a pretrained Wan with [`~VTokVideoDecoder.from_wan_pretrained`].
+    Its Wan transformer's attention processors are reachable as diffusers' `AttentionMixin` offers them
+    (`attn_processors`, `set_attn_processor`, `fuse_qkv_projections`).
 
     token_dim (`int`, defaults to 32):
         D, the VTok token size (`VTokConfig.vision_config.hidden_size`).
@@ -87,9 +96,18 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin):
         `t = sigma * num_train_timesteps`, as in `FlowMatchEulerDiscreteScheduler`.
     rope_max_seq_len (`int`, defaults to 1024):
         Longest axis Wan's rotary embedding covers.
+    text_dim (`int`, *optional*):
+        Width of Wan's cross-attention context. `None` feeds the tokens (`token_dim`) directly; otherwise a
+        linear `context_proj` maps them to `text_dim` (4096 for a pretrained Wan, whose context is umT5's).
+    cross_attn_norm (`bool`, defaults to `True`), qk_norm (`str`, *optional*, defaults to `"rms_norm_across_heads"`), eps (`float`, defaults to 1e-6):
+        Passed to `WanTransformer3DModel` (a pretrained Wan's values are copied by `from_wan_pretrained`).
     """
 
     _supports_gradient_checkpointing = True
+    # The transformer is Wan's: device maps, layerwise casting and regional compilation treat it as Wan does.
+    _no_split_modules = WanTransformer3DModel._no_split_modules
+    _skip_layerwise_casting_patterns = WanTransformer3DModel._skip_layerwise_casting_patterns
+    _repeated_blocks = WanTransformer3DModel._repeated_blocks
 
     @register_to_config
     def __init__(
@@ -112,6 +130,10 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin):
         conditioning_dropout: float = 0.1,
         num_train_timesteps: int = 1000,
         rope_max_seq_len: int = 1024,
+        text_dim: int | None = None,
+        cross_attn_norm: bool = True,
+        qk_norm: str | None = "rms_norm_across_heads",
+        eps: float = 1e-6,
     ):
         super().__init__()
         if conditioning not in CONDITIONINGS:
@@ -136,6 +158,8 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin):
         if not self.uses_cross_attention:
             # Wan cross-attends in every block; without token cross-attention it reads one learned vector.
             self.null_context = nn.Parameter(torch.zeros(1, 1, token_dim))
+        # Tokens -> Wan's context width, when they differ (a pretrained Wan reads 4096-wide umT5 states).
+        self.context_proj = nn.Linear(token_dim, text_dim) if text_dim is not None else None
 
         self.transformer = WanTransformer3DModel(
             patch_size=tuple(patch_size),
@@ -143,10 +167,13 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin):
             attention_head_dim=attention_head_dim,
             in_channels=in_channels + extra_channels,
             out_channels=in_channels,
-            text_dim=token_dim,
+            text_dim=text_dim or token_dim,
             freq_dim=freq_dim,
             ffn_dim=ffn_dim or 4 * inner_dim,
             num_layers=num_layers,
+            cross_attn_norm=cross_attn_norm,
+            qk_norm=qk_norm,
+            eps=eps,
             rope_max_seq_len=rope_max_seq_len,
         )
 
@@ -166,6 +193,61 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin):
             **kwargs,
         )
 
+    @classmethod
+    def from_wan_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        config: VTokConfig,
+        subfolder: str | None = None,
+        **kwargs,
+    ) -> "VTokVideoDecoder":
+        r"""
+        A decoder for the tokens of the VTok model of `config`, on a pretrained Wan text-to-video transformer.
+
+        pretrained_model_name_or_path (`str` or `os.PathLike`):
+            A `WanTransformer3DModel` folder (or a Wan pipeline folder with `subfolder="transformer"`).
+            Its weights are kept bitwise; its `in_channels` must be the VAE's `z_dim` (the pipeline checks).
+        config ([`VTokConfig`]):
+            The VTok model whose tokens the decoder renders (token width and layout).
+        kwargs:
+            `conditioning`, `concat_channels`, `conditioning_dropout`, `sample_size`. `prediction_type`
+            defaults to `"velocity"`, what Wan was trained to predict.
+
+        Zero-initialised, so the pretrained Wan is the starting point: the input channels the "concat" path
+        adds to Wan's patch embedding (`transformer.patch_embedding.weight[:, in_channels:]`, as diffusers'
+        InstructPix2Pix and Wan image-to-video training widen a pretrained input), `context_proj` (the
+        tokens reach Wan as an all-zero context until it trains) and the learned null vectors.
+        """
+        wan = WanTransformer3DModel.from_pretrained(pretrained_model_name_or_path, subfolder=subfolder)
+        wan_config = wan.config
+        if wan_config.image_dim is not None or wan_config.added_kv_proj_dim is not None or (
+            wan_config.out_channels not in (None, wan_config.in_channels)
+        ):
+            raise ValueError(
+                f"{pretrained_model_name_or_path} is an image-conditioned Wan (image_dim={wan_config.image_dim}, "
+                f"added_kv_proj_dim={wan_config.added_kv_proj_dim}, in_channels={wan_config.in_channels}, "
+                f"out_channels={wan_config.out_channels}); the VTok decoder starts from a text-to-video Wan transformer."
+            )
+        if wan_config.pos_embed_seq_len is not None:
+            raise ValueError(f"{pretrained_model_name_or_path} uses pos_embed_seq_len, which only image-conditioned Wan models set.")
+        wan_sizes = ("patch_size", "num_attention_heads", "attention_head_dim", "in_channels", "freq_dim", "ffn_dim",
+                     "num_layers", "rope_max_seq_len", "text_dim", "cross_attn_norm", "qk_norm", "eps")
+        for name in set(wan_sizes) & set(kwargs):
+            raise ValueError(f"`{name}` comes from the Wan transformer's config; it cannot be overridden.")
+        kwargs.setdefault("prediction_type", "velocity")
+        decoder = cls.from_model_config(config, **{name: wan_config[name] for name in wan_sizes}, **kwargs)
+
+        state = wan.state_dict()
+        patch_weight = state["patch_embedding.weight"]
+        widened = patch_weight.new_zeros(decoder.transformer.patch_embedding.weight.shape)
+        widened[:, : patch_weight.shape[1]] = patch_weight
+        state["patch_embedding.weight"] = widened
+        decoder.transformer.load_state_dict(state)
+        with torch.no_grad():
+            for parameter in decoder.context_proj.parameters():
+                parameter.zero_()
+        return decoder
+
     @property
     def token_layout(self) -> VTokTokenLayout:
         """The layout of the tokens this decoder reads."""
@@ -182,7 +264,23 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin):
 
     def null_tokens(self, batch_size: int, num_tokens: int) -> torch.Tensor:
         """The unconditional input `(batch_size, num_tokens, token_dim)` used for classifier-free guidance."""
-        return self.null_token.expand(batch_size, num_tokens, -1)
+        with self._parameters_on_execution_device():
+            return self.null_token.expand(batch_size, num_tokens, -1).clone()
+
+    @contextlib.contextmanager
+    def _parameters_on_execution_device(self):
+        """Makes this module's own parameters readable outside `forward`. Under accelerate's offloading
+        (`enable_sequential_cpu_offload`) they sit on the "meta" device and only the hook accelerate puts on
+        the module brings them to the execution device; run that hook as a forward call would."""
+        hook = getattr(self, "_hf_hook", None)
+        if hook is None:
+            yield
+            return
+        hook.pre_forward(self)
+        try:
+            yield
+        finally:
+            hook.post_forward(self, None)
 
     def _check_tokens(self, video_tokens: torch.Tensor, num_frames: int):
         expected = self.num_video_tokens(num_frames)
@@ -256,6 +354,8 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin):
             context = video_tokens + sinusoidal_embedding(index, self.config.token_dim).to(video_tokens.dtype)
         else:
             context = self.null_context.expand(batch_size, -1, -1).to(hidden_states.dtype)
+        if self.context_proj is not None:
+            context = self.context_proj(context)
 
         sample = self.transformer(model_input, timestep, encoder_hidden_states=context, return_dict=False)[0]
         if not return_dict:
