@@ -2,8 +2,6 @@
 
 from pathlib import Path
 
-import torch
-
 from .checkpoint import add_model_argument, add_sampling_arguments, load_model_and_processor
 
 
@@ -17,6 +15,8 @@ def add_parser(subparsers, name: str) -> None:
 
 
 def run(args) -> None:
+    import torch
+
     if not Path(args.video).is_file():
         raise FileNotFoundError(f"{args.video}: no such file.")
     if not args.question.strip():

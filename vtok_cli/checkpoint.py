@@ -2,12 +2,10 @@
 `checkpoints/vtok-tiny-shapes`), frame sampling (`--num-frames` or `--fps`) and turning one video file
 into the VTok tokens the model computes from its pixels."""
 
+from __future__ import annotations  # torch is imported when a command runs, so that `vtok --help` is instant
+
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-
-from modeling_vtok.token_layout import count_video_tokens
 
 # The bundled default model sits in the source checkout, next to the packages (an editable install
 # imports them from there). A wheel install does not ship it.
@@ -44,7 +42,7 @@ def model_folder(model: str | None) -> Path:
     return BUNDLED_MODEL
 
 
-def load_model_and_processor(model: str | None, device: torch.device | str = "cpu"):
+def load_model_and_processor(model: str | None, device: str = "cpu"):
     """The understanding model (eval mode, on `device`) and its processor from `--model`."""
     from modeling_vtok.training_vtok import load_vtok_model
 
@@ -63,14 +61,17 @@ class VideoTokens:
     frame_sampling_tokens: int  # what naive frame sampling (S tokens per frame) spends on the same frames
 
 
-@torch.no_grad()
 def tokenize_video(model, processor, path: str, num_frames: int | None = None, fps: float | None = None) -> VideoTokens:
     """Decode and sample `path` with the processor and return exactly the tokens the model's video tokenizer
     computes from those pixels (what the LLM reads, before the projector). Raises `VTokVideoError` for a
     file that cannot be read."""
+    import torch
+
+    from modeling_vtok.token_layout import count_video_tokens
+
     inputs = processor.video_processor([path], num_frames=num_frames, fps=fps, return_metadata=True, return_tensors="pt")
-    pixel_values = inputs["pixel_values_videos"].to(model.device)
-    vtok = model.model.get_vtok_tokens(pixel_values, inputs["video_lengths"])
+    with torch.no_grad():
+        vtok = model.model.get_vtok_tokens(inputs["pixel_values_videos"].to(model.device), inputs["video_lengths"])
     metadata = inputs["video_metadata"][0]
     length = int(inputs["video_lengths"][0])
     return VideoTokens(

@@ -2,12 +2,6 @@
 
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from modeling_vtok import VTokTextToVideoPipeline
-from processing_vtok import write_video
-
 from .checkpoint import add_model_argument, model_folder
 
 
@@ -25,6 +19,12 @@ def add_parser(subparsers, name: str) -> None:
 
 
 def run(args) -> None:
+    import numpy as np
+    import torch
+
+    from modeling_vtok import VTokTextToVideoPipeline
+    from processing_vtok import write_video
+
     if not args.prompt.strip():
         raise ValueError("The prompt is empty.")
     if args.num_frames < 1:

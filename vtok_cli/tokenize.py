@@ -5,7 +5,6 @@ file's metadata under "videos")."""
 import json
 from pathlib import Path
 
-from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from .checkpoint import add_model_argument, add_sampling_arguments, load_model_and_processor, model_folder, tokenize_video
@@ -25,6 +24,8 @@ def add_parser(subparsers, name: str) -> None:
 
 
 def run(args) -> None:
+    from safetensors.torch import save_file
+
     for video in args.videos:
         if not Path(video).is_file():
             raise FileNotFoundError(f"{video}: no such file.")

@@ -24,12 +24,7 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-import torch
 from tqdm.auto import tqdm
-
-from modeling_vtok.import_utils import require
-from processing_vtok import VTokVideoError
 
 from .checkpoint import VideoTokens, add_model_argument, add_sampling_arguments, load_model_and_processor, model_folder, tokenize_video
 
@@ -72,6 +67,11 @@ _LOADED = {}
 
 def _tokenize_batch(batch: dict, model_dir: str, device: str, num_frames, fps) -> dict:
     """`Dataset.map` function: a batch of paths -> their rows; an unreadable file gets an `error` instead."""
+    import numpy as np
+    import torch
+
+    from processing_vtok import VTokVideoError
+
     if (model_dir, device) not in _LOADED:
         _LOADED[(model_dir, device)] = load_model_and_processor(model_dir, device)
     model, processor = _LOADED[(model_dir, device)]
@@ -170,6 +170,8 @@ def write_chunk(out: Path, name: str, table, features) -> int:
 
 
 def run(args) -> None:
+    from modeling_vtok.import_utils import require
+
     require("datasets", "vtok tokenize-corpus")
     import datasets
     from datasets import Dataset
