@@ -53,6 +53,18 @@ class VTokConfig(PreTrainedConfig):
         Activation of the projector and of g_phi.
     multimodal_projector_bias (`bool`, *optional*, defaults to `True`):
         Whether the projector's linear layers have a bias.
+    residual_image_size (`int`, *optional*):
+        Side in pixels at which the residuals `F(x_t) - F(x_key)` are taken: every frame, the key frame
+        included, is resized to it (bilinear, antialiased) before the encoder, while the key frame's
+        spatial tokens stay at `vision_config.image_size`. A non-key frame only feeds one pooled token,
+        so a lower resolution (a multiple of the patch size) cuts the encoder's cost per frame by about
+        (image_size / residual_image_size)^2. Needs an encoder that interpolates its position
+        embeddings (SigLIP, CLIP). `None` (default): the full resolution. "vtok" mode only.
+    vision_chunk_size (`int`, *optional*):
+        Frames per call of the vision encoder. Each chunk is reduced to its tokens at once, so peak
+        memory no longer grows with the number of frames; the tokens are the same as without
+        chunking. `None` (default): all frames of a video in one call. It can be changed on a
+        loaded model (`model.config.vision_chunk_size = 16`).
     freeze_vision_encoder (`bool`, *optional*, defaults to `True`):
         Keep F frozen, as in the paper; it then runs without building a graph.
     video_token_id (`int`, *optional*, defaults to 151656):
@@ -100,6 +112,8 @@ class VTokConfig(PreTrainedConfig):
     vision_feature_select_strategy: Literal["default", "full"] = "full"
     projector_hidden_act: str = "gelu"
     multimodal_projector_bias: bool = True
+    residual_image_size: int | None = None
+    vision_chunk_size: int | None = None
     freeze_vision_encoder: bool = True
     video_token_id: int = 151656
     video_start_token_id: int = 151652
@@ -141,8 +155,28 @@ class VTokConfig(PreTrainedConfig):
                 f"key_frame_pool_size must be None or between 1 and the patch grid side {grid} "
                 f"(vision image_size // patch_size), got {self.key_frame_pool_size}."
             )
+        self.validate_vision_cost_options()
         if self.visual_loss_weight < 0:
             raise ValueError(f"visual_loss_weight must be >= 0, got {self.visual_loss_weight}.")
+
+    def validate_vision_cost_options(self):
+        """`residual_image_size` and `vision_chunk_size`: sizes the encoder can take."""
+        if self.vision_chunk_size is not None and self.vision_chunk_size < 1:
+            raise ValueError(f"vision_chunk_size must be None or >= 1, got {self.vision_chunk_size}.")
+        size = self.residual_image_size
+        if size is None:
+            return
+        if self.video_tokenization != "vtok":
+            raise ValueError(
+                f"residual_image_size={size} only applies to residual tokens, which video_tokenization="
+                f"{self.video_tokenization!r} does not have."
+            )
+        image_size, patch_size = self.vision_config.image_size, self.vision_config.patch_size
+        if not (patch_size <= size <= image_size and size % patch_size == 0):
+            raise ValueError(
+                f"residual_image_size must be a multiple of the vision encoder's patch_size={patch_size} "
+                f"between {patch_size} and its image_size={image_size}, got {size}."
+            )
 
     @property
     def patch_grid_size(self) -> int:

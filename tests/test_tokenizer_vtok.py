@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from conftest import tiny_vtok_config
+from conftest import tiny_vision_config, tiny_vtok_config
 from modeling_vtok import VTokVideoTokenizer, count_video_tokens
 
 
@@ -136,8 +136,7 @@ def test_fitted_feature_statistics_standardise_tokens(tokenization):
     torch.testing.assert_close(key.std(0), torch.ones(32), atol=1e-3, rtol=0)
     # the residual statistics are those of the pooled residuals, the input of g_phi
     if tokenization == "vtok":
-        features = tokenizer.encode_videos(videos, [5] * 12)
-        pooled = torch.cat([tokenizer.pooled_residuals(f) for f in features])
+        pooled = torch.cat([tokenizer.unnormalized_parts(video)[1] for video in videos])
         torch.testing.assert_close(tokenizer.residual_mean, pooled.mean(0))
         expected = tokenizer.residual_mlp(tokenizer.standardize(pooled, "residual")).view(12, 4, 32)
         torch.testing.assert_close(tokenizer(videos).tokens[:, 16:], expected)
@@ -154,3 +153,108 @@ def test_empty_video_batch_is_rejected_with_its_shape():
         tokenizer_for()(torch.rand(0, 4, 3, 32, 32))
     with pytest.raises(ValueError, match="holds no video frames"):
         tokenizer_for().fit_feature_statistics(torch.rand(2, 0, 3, 32, 32))
+
+
+def test_vision_chunk_size_is_validated():
+    with pytest.raises(ValueError, match="vision_chunk_size must be None or >= 1, got 0"):
+        tiny_vtok_config(vision_chunk_size=0)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"temporal_stride": 3}, {"residual_pooling": "attention", "temporal_stride": 2}, {"key_frame_index": 4},
+     {"video_tokenization": "frames"}, {"residual_image_size": 16, "temporal_stride": 2}],
+)
+def test_chunked_encoding_gives_the_same_tokens(overrides):
+    tokenizer = tokenizer_for(**overrides)
+    videos = torch.randn(2, 11, 3, 32, 32)
+    lengths = torch.tensor([11, 5])  # chunks end inside stride windows, past the key frame, past a short video
+    whole = tokenizer(videos, lengths)
+    for chunk_size in (1, 3, 8):
+        tokenizer.config.vision_chunk_size = chunk_size
+        chunked = tokenizer(videos, lengths)
+        torch.testing.assert_close(chunked.tokens, whole.tokens, atol=1e-5, rtol=1e-5)
+        assert torch.equal(chunked.mask, whole.mask) and torch.equal(chunked.positions, whole.positions)
+
+
+def test_chunked_encoding_gives_the_same_gradients():
+    tokenizer = tokenizer_for(freeze_vision_encoder=False, temporal_stride=2)
+    video = torch.randn(1, 7, 3, 32, 32)
+
+    def gradients(chunk_size):
+        tokenizer.config.vision_chunk_size = chunk_size
+        tokenizer.zero_grad()
+        tokenizer(video).tokens.square().sum().backward()
+        return {name: parameter.grad.clone() for name, parameter in tokenizer.named_parameters() if parameter.grad is not None}
+
+    whole, chunked = gradients(None), gradients(3)
+    assert whole.keys() == chunked.keys()
+    assert whole["vision_tower.embeddings.patch_embedding.weight"].abs().sum() > 0
+    for name, grad in whole.items():
+        torch.testing.assert_close(chunked[name], grad, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_chunks_bound_the_frames_per_encoder_call():
+    tokenizer = tokenizer_for(vision_chunk_size=4)
+    batch_sizes = []
+    tokenizer.vision_tower.register_forward_pre_hook(lambda module, args, kwargs: batch_sizes.append(len(kwargs["pixel_values"])), with_kwargs=True)
+    tokenizer(torch.randn(1, 10, 3, 32, 32))
+    assert batch_sizes == [4, 4, 2]
+
+
+def test_residual_resolution_default_keeps_todays_tokens():
+    video = torch.randn(1, 5, 3, 32, 32)
+    default = tokenizer_for()
+    full = tokenizer_for(residual_image_size=32)
+    full.load_state_dict(default.state_dict())
+    assert default.config.residual_image_size is None
+    torch.testing.assert_close(full(video).tokens, default(video).tokens, rtol=0, atol=0)
+    # today's definition, written out: key-frame patches, then g(mean(F(x_t) - F(x_0)))
+    features = default.encode_frames(video[0])
+    expected_residuals = default.residual_mlp((features[1:] - features[0]).flatten(1, 2).mean(dim=1))
+    torch.testing.assert_close(default(video).tokens[0], torch.cat([features[0].flatten(0, 1), expected_residuals]))
+
+
+@pytest.mark.parametrize("vision_model_type", ["siglip_vision_model", "clip_vision_model"])
+def test_residual_resolution_encodes_residuals_at_the_lower_size(vision_model_type):
+    select = "default" if vision_model_type == "clip_vision_model" else "full"
+    vision_config = {**tiny_vision_config(), "model_type": vision_model_type}
+    full = tokenizer_for(vision_config=vision_config, vision_feature_select_strategy=select)
+    low = tokenizer_for(vision_config=vision_config, vision_feature_select_strategy=select, residual_image_size=16)
+    low.load_state_dict(full.state_dict())
+    sizes = []
+    low.vision_tower.register_forward_pre_hook(lambda module, args, kwargs: sizes.append(tuple(kwargs["pixel_values"].shape)), with_kwargs=True)
+    video = torch.randn(1, 5, 3, 32, 32)
+    tokens = low(video).tokens
+    assert tokens.shape == full(video).tokens.shape == (1, 16 + 4, 32)
+    assert sizes == [(5, 3, 16, 16), (1, 3, 32, 32)]  # every frame at 16 px for the residuals, the key frame at 32 px
+    # key-frame tokens stay at full resolution; residuals are taken between 16-pixel features
+    torch.testing.assert_close(tokens[:, :16], full(video).tokens[:, :16], atol=1e-5, rtol=1e-5)
+    small = torch.nn.functional.interpolate(video[0], size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
+    features = low.encode_frames(small)
+    assert features.shape == (5, 2, 2, 32)
+    torch.testing.assert_close(tokens[0, 16:], low.residual_mlp((features[1:] - features[0]).flatten(1, 2).mean(dim=1)))
+    static = low(video[:, :1].repeat(1, 3, 1, 1, 1)).tokens[0, 16:]
+    torch.testing.assert_close(static, low.residual_mlp(torch.zeros(2, 32)))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"residual_image_size": 20}, "multiple of the vision encoder's patch_size=8 between 8 and its image_size=32, got 20"),
+        ({"residual_image_size": 4}, "got 4"),
+        ({"residual_image_size": 64}, "got 64"),
+        ({"residual_image_size": 16, "video_tokenization": "frames"}, "video_tokenization='frames' does not have"),
+    ],
+)
+def test_residual_resolution_rejects_sizes_the_encoder_cannot_take(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_vtok_config(**overrides)
+
+
+def test_residual_resolution_needs_an_encoder_that_interpolates_positions():
+    vision_config = {"model_type": "dinov2", "image_size": 32, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
+                     "num_hidden_layers": 1, "num_attention_heads": 4}
+    config = tiny_vtok_config(vision_config=vision_config, vision_feature_select_strategy="default", residual_image_size=16)
+    with pytest.raises(ValueError, match="residual_image_size=16 needs a vision encoder that can interpolate .* Dinov2Model has none"):
+        VTokVideoTokenizer(config)
