@@ -319,13 +319,40 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
         vision = AutoModel.from_pretrained(vision_model_name_or_path)
         vision = getattr(vision, "vision_model", vision)  # a dual (CLIP / SigLIP) checkpoint holds its vision tower here
         language = AutoModelForCausalLM.from_pretrained(text_model_name_or_path)
-        token_ids = add_video_tokens(AutoTokenizer.from_pretrained(text_model_name_or_path))
-        text_config = language.config
         config_overrides.setdefault(
             "vision_feature_select_strategy", "default" if vision.config.model_type == "clip_vision_model" else "full"
         )
+        return cls.from_pretrained_modules(
+            vision,
+            language.base_model,
+            language.get_output_embeddings(),
+            AutoTokenizer.from_pretrained(text_model_name_or_path),
+            generation_config=language.generation_config,
+            **config_overrides,
+        )
+
+    @classmethod
+    def from_pretrained_modules(
+        cls,
+        vision_tower: PreTrainedModel,
+        language_model: PreTrainedModel,
+        lm_head: nn.Linear,
+        tokenizer,
+        multi_modal_projector: nn.Module | None = None,
+        generation_config=None,
+        **config_overrides,
+    ) -> "VTokForConditionalGeneration":
+        r"""
+        A VTok model holding exact copies of loaded modules: a vision tower, a language model without its head
+        (`AutoModel` of its config), its `lm_head` and, where one exists (a LLaVA checkpoint's), a projector with
+        [`VTokMultiModalProjector`]'s layout. `tokenizer` gets VTok's tokens ([`add_video_tokens`], in place) and
+        the embeddings grow to hold them. Shared by [`~VTokForConditionalGeneration.from_vision_text_pretrained`]
+        and `modeling_vtok.convert_llava_to_vtok`; `config_overrides` are [`VTokConfig`] fields.
+        """
+        token_ids = add_video_tokens(tokenizer)
+        text_config = language_model.config
         config = VTokConfig(
-            vision_config=vision.config.to_dict(),
+            vision_config=vision_tower.config.to_dict(),
             text_config=text_config.to_dict(),
             video_token_id=token_ids[VIDEO_TOKEN],
             video_start_token_id=token_ids[VIDEO_START_TOKEN],
@@ -336,12 +363,15 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
             **config_overrides,
         )
         model = cls(config)
-        model.model.video_tokenizer.vision_tower.load_state_dict(vision.state_dict())
-        model.model.language_model.load_state_dict(language.base_model.state_dict())
-        model.lm_head.load_state_dict(language.get_output_embeddings().state_dict())
+        model.model.video_tokenizer.vision_tower.load_state_dict(vision_tower.state_dict())
+        model.model.language_model.load_state_dict(language_model.state_dict())
+        model.lm_head.load_state_dict(lm_head.state_dict())
+        if multi_modal_projector is not None:
+            model.model.multi_modal_projector.load_state_dict(multi_modal_projector.state_dict())
         if max(token_ids.values()) >= text_config.vocab_size:  # else the LLM's spare embedding rows hold them
             model.resize_token_embeddings(max(token_ids.values()) + 1)
-        model.generation_config = language.generation_config
+        if generation_config is not None:
+            model.generation_config = generation_config
         return model.eval()
 
     def get_video_features(self, pixel_values_videos=None, video_lengths=None, video_embeds=None):
