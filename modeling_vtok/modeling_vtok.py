@@ -22,6 +22,7 @@ from transformers.utils import logging
 from processing_vtok.text_tokenizer import VIDEO_END_TOKEN, VIDEO_START_TOKEN, VIDEO_TOKEN, add_video_tokens
 
 from .configuration_vtok import VTokConfig
+from .remote_code import code_reference, save_code_files
 from .tokenizer_vtok import VTokTokenizerOutput, VTokVideoTokenizer, sinusoidal_embedding
 
 logger = logging.get_logger(__name__)
@@ -96,6 +97,19 @@ class VTokPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
+
+    def save_pretrained(self, save_directory, is_main_process: bool = True, **kwargs):
+        """Like [`PreTrainedModel.save_pretrained`], and also writes the code files and the config's
+        `auto_map`, so that the folder loads with `trust_remote_code=True` where the vtok package is not
+        installed (`remote_code.py` says how)."""
+        self.config.auto_map = {
+            "AutoConfig": code_reference(VTokConfig),
+            "AutoModel": code_reference(VTokModel),
+            "AutoModelForImageTextToText": code_reference(VTokForConditionalGeneration),
+        }
+        super().save_pretrained(save_directory, is_main_process=is_main_process, **kwargs)
+        if is_main_process:
+            save_code_files(save_directory, VTokForConditionalGeneration)
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -319,40 +333,13 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
         vision = AutoModel.from_pretrained(vision_model_name_or_path)
         vision = getattr(vision, "vision_model", vision)  # a dual (CLIP / SigLIP) checkpoint holds its vision tower here
         language = AutoModelForCausalLM.from_pretrained(text_model_name_or_path)
+        token_ids = add_video_tokens(AutoTokenizer.from_pretrained(text_model_name_or_path))
+        text_config = language.config
         config_overrides.setdefault(
             "vision_feature_select_strategy", "default" if vision.config.model_type == "clip_vision_model" else "full"
         )
-        return cls.from_pretrained_modules(
-            vision,
-            language.base_model,
-            language.get_output_embeddings(),
-            AutoTokenizer.from_pretrained(text_model_name_or_path),
-            generation_config=language.generation_config,
-            **config_overrides,
-        )
-
-    @classmethod
-    def from_pretrained_modules(
-        cls,
-        vision_tower: PreTrainedModel,
-        language_model: PreTrainedModel,
-        lm_head: nn.Linear,
-        tokenizer,
-        multi_modal_projector: nn.Module | None = None,
-        generation_config=None,
-        **config_overrides,
-    ) -> "VTokForConditionalGeneration":
-        r"""
-        A VTok model holding exact copies of loaded modules: a vision tower, a language model without its head
-        (`AutoModel` of its config), its `lm_head` and, where one exists (a LLaVA checkpoint's), a projector with
-        [`VTokMultiModalProjector`]'s layout. `tokenizer` gets VTok's tokens ([`add_video_tokens`], in place) and
-        the embeddings grow to hold them. Shared by [`~VTokForConditionalGeneration.from_vision_text_pretrained`]
-        and `modeling_vtok.convert_llava_to_vtok`; `config_overrides` are [`VTokConfig`] fields.
-        """
-        token_ids = add_video_tokens(tokenizer)
-        text_config = language_model.config
         config = VTokConfig(
-            vision_config=vision_tower.config.to_dict(),
+            vision_config=vision.config.to_dict(),
             text_config=text_config.to_dict(),
             video_token_id=token_ids[VIDEO_TOKEN],
             video_start_token_id=token_ids[VIDEO_START_TOKEN],
@@ -363,15 +350,12 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
             **config_overrides,
         )
         model = cls(config)
-        model.model.video_tokenizer.vision_tower.load_state_dict(vision_tower.state_dict())
-        model.model.language_model.load_state_dict(language_model.state_dict())
-        model.lm_head.load_state_dict(lm_head.state_dict())
-        if multi_modal_projector is not None:
-            model.model.multi_modal_projector.load_state_dict(multi_modal_projector.state_dict())
+        model.model.video_tokenizer.vision_tower.load_state_dict(vision.state_dict())
+        model.model.language_model.load_state_dict(language.base_model.state_dict())
+        model.lm_head.load_state_dict(language.get_output_embeddings().state_dict())
         if max(token_ids.values()) >= text_config.vocab_size:  # else the LLM's spare embedding rows hold them
             model.resize_token_embeddings(max(token_ids.values()) + 1)
-        if generation_config is not None:
-            model.generation_config = generation_config
+        model.generation_config = language.generation_config
         return model.eval()
 
     def get_video_features(self, pixel_values_videos=None, video_lengths=None, video_embeds=None):

@@ -18,11 +18,12 @@ import torch
 from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import BaseOutput, export_to_video, logging
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 
-from .decoder_vtok import VTokVideoDecoder
 from .import_utils import require
+from .remote_code import save_pipeline_code, with_installed_code
 
 
 logger = logging.get_logger(__name__)
@@ -84,12 +85,33 @@ class VTokTextToVideoPipeline(DiffusionPipeline):
     _optional_components = ["vae"]
     _callback_tensor_inputs = ["latents", "video_tokens", "negative_video_tokens"]
 
-    def __init__(self, model, processor, decoder: VTokVideoDecoder, scheduler: FlowMatchEulerDiscreteScheduler, vae=None):
+    # `model`, `processor` and `decoder` are not annotated: loaded by remote code, diffusers executes each
+    # component's file again, so its class would not be the one an annotation names (a false type warning).
+    def __init__(self, model, processor, decoder, scheduler: FlowMatchEulerDiscreteScheduler, vae=None):
         super().__init__()
         self.register_modules(model=model, processor=processor, decoder=decoder, scheduler=scheduler, vae=vae)
         self.vae_scale_factor_temporal = vae.config.scale_factor_temporal if vae is not None else 1
         self.vae_scale_factor_spatial = vae.config.scale_factor_spatial if vae is not None else 1
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
+
+    def save_pretrained(self, save_directory, **kwargs):
+        """Like [`DiffusionPipeline.save_pretrained`], and also writes the code files, so that
+        `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)` loads the folder, with or without
+        the vtok package installed (`remote_code.py` says how)."""
+        super().save_pretrained(save_directory, **kwargs)
+        save_pipeline_code(
+            save_directory, type(self), {name: type(c) for name, c in self.components.items() if c is not None}
+        )
+
+    @classmethod
+    def load_config(cls, *args, **kwargs):
+        """`model_index.json`, with the folder's own code files (there for `DiffusionPipeline` with
+        `trust_remote_code=True`) replaced by this class and the components imported beside it: loading
+        through this class runs its own code and needs no `trust_remote_code`."""
+        loaded = super().load_config(*args, **kwargs)
+        if isinstance(loaded, tuple):
+            return (with_installed_code(loaded[0], cls), *loaded[1:])
+        return with_installed_code(loaded, cls)
 
     # -- steps --
 
@@ -169,10 +191,17 @@ class VTokTextToVideoPipeline(DiffusionPipeline):
                 f"{[k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]}."
             )
 
+    def _onload_model(self) -> None:
+        """Move the model to the execution device now if `enable_model_cpu_offload` hooked it. The hook
+        fires on `forward`, but the pipeline calls `generate_video_tokens` and `get_vtok_tokens`; diffusers'
+        `apply_forward_hook` runs it for such methods (as for `AutoencoderKL.decode`)."""
+        apply_forward_hook(lambda model: None)(self.model)
+
     def _prompt_tokens(self, prompt: list[str], num_frames: int, device) -> torch.Tensor:
         # the same chat text the model was trained to continue with a video (VTokDataCollator)
         text = [self.processor.text_to_video_prompt(p) for p in prompt]
         text = self.processor(text=text, return_tensors="pt", padding=True)
+        self._onload_model()
         return self.model.generate_video_tokens(
             text["input_ids"].to(device), text["attention_mask"].to(device), num_frames=num_frames
         )
@@ -444,6 +473,7 @@ class VTokTextToVideoPipeline(DiffusionPipeline):
                 f"All videos must have the same number of frames, got {lengths.tolist()}; pass `num_frames`."
             )
         device = self._execution_device
+        self._onload_model()
         out = self.model.model.get_vtok_tokens(inputs["pixel_values_videos"].to(device), lengths.to(device))
         return out.tokens[:, : int(out.mask[0].sum())], int(lengths[0])
 

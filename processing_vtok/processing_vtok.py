@@ -10,6 +10,7 @@ from transformers.processing_utils import ProcessorMixin
 from transformers.utils import logging
 
 from modeling_vtok.configuration_vtok import VTokConfig
+from modeling_vtok.remote_code import code_reference, save_code_files
 from modeling_vtok.token_layout import count_video_tokens
 
 from .text_tokenizer import add_video_tokens
@@ -213,6 +214,16 @@ class VTokProcessor(ProcessorMixin):
     @property
     def model_input_names(self) -> list[str]:
         return ["input_ids", "attention_mask", "pixel_values_videos", "video_lengths"]
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        """Like [`ProcessorMixin.save_pretrained`], and also writes the code files and the `auto_map`
+        entries, so that the folder loads with `trust_remote_code=True` where the vtok package is not
+        installed (`modeling_vtok/remote_code.py` says how)."""
+        self.auto_map = {"AutoProcessor": code_reference(type(self))}
+        self.video_processor.auto_map = {"AutoVideoProcessor": code_reference(type(self.video_processor))}
+        saved = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        save_code_files(save_directory, type(self))
+        return saved
 
 
 AutoProcessor.register(VTokConfig, VTokProcessor)

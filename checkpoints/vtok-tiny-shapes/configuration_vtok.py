@@ -1,0 +1,206 @@
+"""Configuration of VTok models (arXiv 2602.04202, Sec. 3).
+
+Every choice the paper leaves open (temporal position of residual tokens, special tokens, the
+form of the visual regression loss) is a field here, so it is saved with the model.
+"""
+
+from typing import Literal
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+from .token_layout import VIDEO_TOKENIZATIONS, VTokTokenLayout
+
+
+class VTokConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`VTokModel`] and [`VTokForConditionalGeneration`]: a vision encoder, the VTok
+    video tokenizer (key-frame spatial tokens + one residual token per later frame), a projector
+    and a causal language model that both reads and writes VTok tokens.
+
+    vision_config (`dict` or `PreTrainedConfig`, *optional*, defaults to a SigLIP vision config):
+        Any vision encoder config with `image_size`, `patch_size` and `hidden_size`
+        (SigLIP, CLIP, ...). Its patch features are F in `r_t = g(pool(F(x_t) - F(x_key)))`.
+    text_config (`dict` or `PreTrainedConfig`, *optional*, defaults to a Qwen2 config):
+        Any causal language model config (Qwen2, Llama, ...).
+    video_tokenization (`str`, *optional*, defaults to `"vtok"`):
+        `"vtok"`: S key-frame tokens + one residual token per later frame (or stride window).
+        `"frames"`: the naive baseline, S spatial tokens for every frame, through the same code.
+    key_frame_index (`int`, *optional*, defaults to 0):
+        Which sampled frame keeps its spatial tokens. Every other frame becomes a residual token.
+    key_frame_pool_size (`int`, *optional*):
+        Side of the grid the key frame's patch features are average-pooled to (4 gives 16
+        tokens). `None` keeps every patch.
+    temporal_stride (`int`, *optional*, defaults to 1):
+        Number of consecutive non-key frames one residual token summarises (their residuals are
+        averaged; no frame is skipped). "frames" mode has no residual tokens and needs 1.
+    residual_pooling (`str`, *optional*, defaults to `"mean"`):
+        How a residual feature map is pooled over patches: `"mean"` or a learned `"attention"` pool.
+    residual_mlp_hidden_size (`int`, *optional*):
+        Width of the residual MLP g_phi; defaults to the vision hidden size.
+    residual_layer_norm (`bool`, *optional*, defaults to `True`):
+        LayerNorm on the pooled residual before g_phi. Pooled residuals are ~20x smaller than the
+        features; normalising them made direction learnable 2x faster in our measurement
+        (docs/model.md). It removes each token's overall scale, which g_phi could otherwise use.
+    temporal_position_embedding (`str`, *optional*, defaults to `"sinusoidal"`):
+        Added to each video token before the projector so the LLM knows which frame (window) it
+        comes from: `"sinusoidal"` (no length limit) or `"none"` (order only from the LLM's own positions).
+    vision_feature_layer (`int`, *optional*, defaults to -1):
+        Hidden layer of the vision encoder used as F (LLaVA uses -2 with CLIP).
+    vision_feature_select_strategy (`str`, *optional*, defaults to `"full"`):
+        `"full"` keeps all positions (SigLIP); `"default"` drops the first (CLIP's CLS token).
+    projector_hidden_act (`str`, *optional*, defaults to `"gelu"`):
+        Activation of the projector and of g_phi.
+    multimodal_projector_bias (`bool`, *optional*, defaults to `True`):
+        Whether the projector's linear layers have a bias.
+    residual_image_size (`int`, *optional*):
+        Side in pixels at which the residuals `F(x_t) - F(x_key)` are taken: every frame, the key frame
+        included, is resized to it (bilinear, antialiased) before the encoder, while the key frame's
+        spatial tokens stay at `vision_config.image_size`. A non-key frame only feeds one pooled token,
+        so a lower resolution (a multiple of the patch size) cuts the encoder's cost per frame by about
+        (image_size / residual_image_size)^2. Needs an encoder that interpolates its position
+        embeddings (SigLIP, CLIP). `None` (default): the full resolution. "vtok" mode only.
+    vision_chunk_size (`int`, *optional*):
+        Frames per call of the vision encoder. Each chunk is reduced to its tokens at once, so peak
+        memory no longer grows with the number of frames; the tokens are the same as without
+        chunking. `None` (default): all frames of a video in one call. It can be changed on a
+        loaded model (`model.config.vision_chunk_size = 16`).
+    freeze_vision_encoder (`bool`, *optional*, defaults to `True`):
+        Keep F frozen, as in the paper; it then runs without building a graph.
+    video_token_id (`int`, *optional*, defaults to 151656):
+        Placeholder token the processor repeats once per video token.
+    video_start_token_id (`int`, *optional*, defaults to 151652):
+        Token before a video's placeholders. In generation the LLM writes VTok tokens after it.
+    video_end_token_id (`int`, *optional*, defaults to 151653):
+        Token after a video's placeholders.
+    visual_loss_type (`str`, *optional*, defaults to `"mse"`):
+        Regression loss L_visLM on predicted VTok tokens: `"mse"`, `"cosine"` (1 - cos) or
+        `"mse+cosine"` (their sum).
+    visual_loss_weight (`float`, *optional*, defaults to 1.0):
+        lambda_visLM in `L = L_under + lambda_visLM * L_visLM`.
+
+    Example:
+
+    ```python
+    >>> from modeling_vtok import VTokConfig, VTokForConditionalGeneration
+    >>> config = VTokConfig(key_frame_pool_size=4, temporal_stride=2)
+    >>> config.num_video_tokens(num_frames=9)  # 16 key-frame tokens + 4 residual tokens
+    20
+    ```"""
+
+    model_type = "vtok"
+    # What `Trainer.evaluate` / `predict` leave out of the predictions, so `compute_metrics` gets the
+    # logits alone: the KV cache (named `cache` from transformers 5.24, `past_key_values` before) and
+    # VTok's extra outputs.
+    keys_to_ignore_at_inference = ["cache", "past_key_values", "text_loss", "visual_loss", "video_hidden_states"]
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="siglip_vision_model"),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2"),
+    }
+
+    vision_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    video_tokenization: Literal["vtok", "frames"] = "vtok"
+    key_frame_index: int = 0
+    key_frame_pool_size: int | None = None
+    temporal_stride: int = 1
+    residual_pooling: Literal["mean", "attention"] = "mean"
+    residual_mlp_hidden_size: int | None = None
+    residual_layer_norm: bool = True
+    temporal_position_embedding: Literal["sinusoidal", "none"] = "sinusoidal"
+    vision_feature_layer: int = -1
+    vision_feature_select_strategy: Literal["default", "full"] = "full"
+    projector_hidden_act: str = "gelu"
+    multimodal_projector_bias: bool = True
+    residual_image_size: int | None = None
+    vision_chunk_size: int | None = None
+    freeze_vision_encoder: bool = True
+    video_token_id: int = 151656
+    video_start_token_id: int = 151652
+    video_end_token_id: int = 151653
+    visual_loss_type: Literal["mse", "cosine", "mse+cosine"] = "mse"
+    visual_loss_weight: float = 1.0
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.residual_mlp_hidden_size is None:
+            self.residual_mlp_hidden_size = self.vision_config.hidden_size
+        self.validate_architecture()
+
+    def validate_architecture(self):
+        """Reject values that would silently give a different tokenization than asked for."""
+        choices = {
+            "video_tokenization": VIDEO_TOKENIZATIONS,
+            "residual_pooling": ("mean", "attention"),
+            "temporal_position_embedding": ("sinusoidal", "none"),
+            "vision_feature_select_strategy": ("default", "full"),
+            "visual_loss_type": ("mse", "cosine", "mse+cosine"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Unknown {name}={getattr(self, name)!r}. Has to be one of {list(allowed)}.")
+        if self.key_frame_index < 0:
+            raise ValueError(f"key_frame_index must be >= 0, got {self.key_frame_index}.")
+        if self.temporal_stride < 1:
+            raise ValueError(f"temporal_stride must be >= 1, got {self.temporal_stride}.")
+        if self.video_tokenization == "frames" and self.temporal_stride != 1:
+            raise ValueError(
+                f"temporal_stride={self.temporal_stride} only applies to residual tokens, which "
+                "video_tokenization='frames' does not have; sample fewer frames instead."
+            )
+        grid = self.patch_grid_size
+        if self.key_frame_pool_size is not None and not 1 <= self.key_frame_pool_size <= grid:
+            raise ValueError(
+                f"key_frame_pool_size must be None or between 1 and the patch grid side {grid} "
+                f"(vision image_size // patch_size), got {self.key_frame_pool_size}."
+            )
+        self.validate_vision_cost_options()
+        if self.visual_loss_weight < 0:
+            raise ValueError(f"visual_loss_weight must be >= 0, got {self.visual_loss_weight}.")
+
+    def validate_vision_cost_options(self):
+        """`residual_image_size` and `vision_chunk_size`: sizes the encoder can take."""
+        if self.vision_chunk_size is not None and self.vision_chunk_size < 1:
+            raise ValueError(f"vision_chunk_size must be None or >= 1, got {self.vision_chunk_size}.")
+        size = self.residual_image_size
+        if size is None:
+            return
+        if self.video_tokenization != "vtok":
+            raise ValueError(
+                f"residual_image_size={size} only applies to residual tokens, which video_tokenization="
+                f"{self.video_tokenization!r} does not have."
+            )
+        image_size, patch_size = self.vision_config.image_size, self.vision_config.patch_size
+        if not (patch_size <= size <= image_size and size % patch_size == 0):
+            raise ValueError(
+                f"residual_image_size must be a multiple of the vision encoder's patch_size={patch_size} "
+                f"between {patch_size} and its image_size={image_size}, got {size}."
+            )
+
+    @property
+    def patch_grid_size(self) -> int:
+        """Side of the vision encoder's square patch grid."""
+        return self.vision_config.image_size // self.vision_config.patch_size
+
+    @property
+    def token_layout(self) -> VTokTokenLayout:
+        """How a video's tokens are laid out (count, frames per residual token, temporal positions)."""
+        return VTokTokenLayout(
+            key_grid_size=self.key_frame_pool_size or self.patch_grid_size,
+            temporal_stride=self.temporal_stride,
+            video_tokenization=self.video_tokenization,
+            key_frame_index=self.key_frame_index,
+        )
+
+    @property
+    def num_key_frame_tokens(self) -> int:
+        """S: spatial tokens kept per key frame (and per frame in "frames" mode)."""
+        return self.token_layout.num_key_frame_tokens
+
+    def num_video_tokens(self, num_frames: int) -> int:
+        """Number of video placeholder tokens the LLM sees for a video of `num_frames` frames."""
+        return self.token_layout.num_video_tokens(num_frames)
+
+
+__all__ = ["VTokConfig"]

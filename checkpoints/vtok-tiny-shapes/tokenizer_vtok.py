@@ -1,0 +1,283 @@
+"""The VTok video tokenizer (arXiv 2602.04202, Sec. 3.1): key-frame spatial tokens + one residual
+token per later frame.
+
+For a video x_1..x_T with key frame x_k, the vision encoder F gives patch features; the key frame
+keeps its (optionally pooled) spatial tokens and every other frame t becomes
+
+    r_t = g_phi( pool( F(x_t) - F(x_k) ) )
+
+so the video costs S + (T - 1) tokens instead of S * T. With `temporal_stride` s > 1 the
+residual maps of s consecutive non-key frames are averaged into one token (no frame is skipped).
+The "frames" baseline keeps S spatial tokens of every frame through the same module.
+
+Two options cut the vision encoder's cost, which dominates VTok's forward (benchmarks/efficiency.py):
+`residual_image_size` takes the residuals at a lower resolution (a non-key frame only feeds one
+pooled token; the key frame's spatial tokens stay at full resolution), and `vision_chunk_size`
+encodes frames a chunk at a time so memory does not grow with the number of frames.
+"""
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel
+from transformers.activations import ACT2FN
+from transformers.utils import ModelOutput
+
+from .configuration_vtok import VTokConfig
+
+
+@dataclass
+class VTokTokenizerOutput(ModelOutput):
+    r"""
+    tokens (`torch.FloatTensor` of shape `(batch_size, max_num_tokens, token_dim)`):
+        Raw VTok tokens per video, zero-padded: S key-frame tokens then the residual tokens
+        ("vtok"), or S tokens per frame ("frames"). `token_dim` is the vision hidden size.
+    mask (`torch.BoolTensor` of shape `(batch_size, max_num_tokens)`):
+        True on real tokens, False on padding.
+    positions (`torch.LongTensor` of shape `(batch_size, max_num_tokens)`):
+        Temporal index of each token: 0 for key-frame tokens, j for the j-th residual token
+        (or the frame index in "frames" mode).
+    """
+
+    tokens: torch.FloatTensor | None = None
+    mask: torch.BoolTensor | None = None
+    positions: torch.LongTensor | None = None
+
+
+def sinusoidal_embedding(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """Transformer sine/cosine code of integer positions, `(...,)` -> `(..., dim)`."""
+    half = dim // 2
+    freqs = torch.exp(-torch.arange(half, device=positions.device, dtype=torch.float32) * (torch.log(torch.tensor(10000.0)) / max(half, 1)))
+    angles = positions.float()[..., None] * freqs
+    embedding = torch.cat([angles.sin(), angles.cos()], dim=-1)
+    return F.pad(embedding, (0, dim - 2 * half))
+
+
+class VTokAttentionPool(nn.Module):
+    """Learned single-query attention over patches, an alternative to the mean (config `residual_pooling`)."""
+
+    def __init__(self, config: VTokConfig):
+        super().__init__()
+        dim = config.vision_config.hidden_size
+        self.query = nn.Parameter(torch.zeros(dim))
+        self.key = nn.Linear(dim, dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        # features: (windows, patches, dim) -> (windows, dim)
+        scores = self.key(features) @ self.query / features.shape[-1] ** 0.5
+        return (scores.softmax(dim=-1).unsqueeze(-1) * features).sum(dim=1)
+
+
+class VTokResidualMLP(nn.Module):
+    """g_phi: maps a pooled feature residual to one residual token (same width as the features).
+
+    A pooled residual is far smaller than the features themselves (only the patches that changed
+    contribute to the mean), so an optional input LayerNorm (`residual_layer_norm`) puts it on the
+    scale of the key-frame tokens; without it a small model barely sees the motion at first.
+    """
+
+    def __init__(self, config: VTokConfig):
+        super().__init__()
+        dim = config.vision_config.hidden_size
+        self.norm = nn.LayerNorm(dim) if config.residual_layer_norm else nn.Identity()
+        self.linear_1 = nn.Linear(dim, config.residual_mlp_hidden_size)
+        self.act = ACT2FN[config.projector_hidden_act]
+        self.linear_2 = nn.Linear(config.residual_mlp_hidden_size, dim)
+
+    def forward(self, pooled_residuals: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(self.act(self.linear_1(self.norm(pooled_residuals))))
+
+
+class VTokVideoTokenizer(nn.Module):
+    """Vision encoder + key-frame pooling + residual pooling + g_phi; turns pixels into VTok tokens."""
+
+    def __init__(self, config: VTokConfig):
+        super().__init__()
+        self.config = config
+        self.vision_tower = AutoModel.from_config(config.vision_config)
+        lower_resolution = config.residual_image_size not in (None, config.vision_config.image_size)
+        if lower_resolution and "interpolate_pos_encoding" not in inspect.signature(self.vision_tower.forward).parameters:
+            raise ValueError(
+                f"residual_image_size={config.residual_image_size} needs a vision encoder that can interpolate its "
+                f"position embeddings (an `interpolate_pos_encoding` argument, as SigLIP and CLIP have); "
+                f"{type(self.vision_tower).__name__} has none. Leave residual_image_size=None."
+            )
+        self.residual_pool = VTokAttentionPool(config) if config.residual_pooling == "attention" else None
+        self.residual_mlp = VTokResidualMLP(config)
+        if config.freeze_vision_encoder:
+            self.vision_tower.requires_grad_(False)
+        # Per-channel statistics that standardise key-frame tokens and pooled residuals; identity
+        # until `fit_feature_statistics` measures them. Saved with the weights.
+        dim = config.vision_config.hidden_size
+        for kind in ("key", "residual"):
+            self.register_buffer(f"{kind}_mean", torch.zeros(dim))
+            self.register_buffer(f"{kind}_std", torch.ones(dim))
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """F: `(num_frames, C, H, W)` -> patch features `(num_frames, grid, grid, dim)`, in one call of the
+        vision encoder. Frames are at `vision_config.image_size`, or at `residual_image_size`, where the
+        encoder interpolates its position embeddings (SigLIP and CLIP learned them for one size)."""
+        config = self.config
+        size = frames.shape[-1]
+        full_size = config.vision_config.image_size
+        assert frames.shape[-2] == size and size in (full_size, config.residual_image_size), f"unexpected frame size {tuple(frames.shape)}"
+        resized = {"interpolate_pos_encoding": True} if size != full_size else {}
+        last_layer = config.vision_feature_layer == -1
+        # A frozen tower runs without a graph, unless something in it trains (e.g. LoRA adapters from peft).
+        tower_trains = any(parameter.requires_grad for parameter in self.vision_tower.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and tower_trains):
+            outputs = self.vision_tower(pixel_values=frames, output_hidden_states=not last_layer, return_dict=True, **resized)
+        # -1 means the tower's output, which includes its post-layernorm where it has one
+        features = outputs.last_hidden_state if last_layer else outputs.hidden_states[config.vision_feature_layer]
+        if config.vision_feature_select_strategy == "default":
+            features = features[:, 1:]  # drop CLS
+        grid = size // config.vision_config.patch_size
+        if features.shape[1] != grid * grid:
+            raise ValueError(
+                f"The vision encoder returned {features.shape[1]} patch features per frame, expected "
+                f"{grid * grid} from {size}x{size} frames and patch_size={config.vision_config.patch_size}. "
+                "Set vision_feature_select_strategy='default' for encoders with a CLS token (CLIP)."
+            )
+        return features.unflatten(1, (grid, grid))
+
+    def spatial_tokens(self, features: torch.Tensor) -> torch.Tensor:
+        """`(frames, grid, grid, dim)` -> `(frames, S, dim)`, average-pooled to key_frame_pool_size."""
+        pool_size = self.config.key_frame_pool_size
+        if pool_size is not None and pool_size != features.shape[1]:
+            features = F.adaptive_avg_pool2d(features.permute(0, 3, 1, 2), pool_size).permute(0, 2, 3, 1)
+        return features.flatten(1, 2)
+
+    def pool(self, window_maps: torch.Tensor) -> torch.Tensor:
+        """`(windows, patches, dim)` residual maps -> `(windows, dim)`: the mean or the attention pool."""
+        return self.residual_pool(window_maps) if self.residual_pool is not None else window_maps.mean(dim=1)
+
+    def residual_resolution(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames `(N, C, H, W)` at `residual_image_size`, the resolution every residual is taken at."""
+        size = self.config.residual_image_size
+        if size is None or size == frames.shape[-1]:
+            return frames
+        return F.interpolate(frames, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+    def chunks(self, num_frames: int) -> list[range]:
+        """The frames of each vision encoder call: `vision_chunk_size` at a time, or all at once."""
+        chunk_size = self.config.vision_chunk_size or num_frames
+        return [range(start, min(start + chunk_size, num_frames)) for start in range(0, num_frames, chunk_size)]
+
+    def unnormalized_parts(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One video's frames `(T, C, H, W)` -> its spatial tokens `(S, dim)` (`(T * S, dim)` in "frames"
+        mode) and its pooled residuals `(N, dim)` (none in "frames" mode), before standardisation and g_phi.
+
+        The encoder sees `vision_chunk_size` frames per call and each chunk is reduced to its tokens
+        at once, so only one chunk's features (plus the key frame's and one open stride window) are
+        held, however long the video. The tokens equal those of encoding every frame in one call.
+        """
+        if self.config.video_tokenization == "frames":
+            spatial = torch.cat([self.spatial_tokens(self.encode_frames(frames[chunk])).flatten(0, 1) for chunk in self.chunks(len(frames))])
+            return spatial, spatial.new_zeros(0, spatial.shape[-1])
+        layout = self.config.token_layout
+        key_index = layout.key_frame_index
+        chunks = self.chunks(len(frames))
+        # The key frame's features come from the same encoder call as its chunk's frames, so a frame
+        # identical to the key frame gives a residual of exactly zero.
+        key_chunk = next(chunk for chunk in chunks if key_index in chunk)
+        key_chunk_features = self.encode_frames(self.residual_resolution(frames[key_chunk]))
+        key_features = key_chunk_features[key_index - key_chunk.start]
+        if self.config.residual_image_size in (None, frames.shape[-1]):
+            spatial = self.spatial_tokens(key_features[None])[0]
+        else:  # the key frame's spatial tokens stay at full resolution
+            spatial = self.spatial_tokens(self.encode_frames(frames[key_index : key_index + 1]))[0]
+
+        window_of_frame = layout.residual_token_of_frames(len(frames)).tolist()
+        last_frame_of_window = [window[-1] for window in layout.residual_windows(len(frames))]
+        pooled, open_window = [], []
+        for chunk in chunks:
+            features = key_chunk_features if chunk == key_chunk else self.encode_frames(self.residual_resolution(frames[chunk]))
+            residuals = (features - key_features).flatten(1, 2)  # (chunk frames, patches, dim)
+            finished = []
+            for frame, residual in zip(chunk, residuals):
+                window = window_of_frame[frame]
+                if window < 0:  # the key frame
+                    continue
+                open_window.append(residual)
+                if frame == last_frame_of_window[window]:
+                    finished.append(torch.stack(open_window).mean(dim=0))  # a window's residual maps are averaged
+                    open_window = []
+            if finished:
+                pooled.append(self.pool(torch.stack(finished)))
+        return spatial, torch.cat(pooled) if pooled else key_features.new_zeros(0, key_features.shape[-1])
+
+    def standardize(self, values: torch.Tensor, kind: str) -> torch.Tensor:
+        """`(values - mean) / std` with the `kind` ("key" or "residual") statistics."""
+        return (values - getattr(self, f"{kind}_mean")) / getattr(self, f"{kind}_std")
+
+    @torch.no_grad()
+    def fit_feature_statistics(self, pixel_values_videos: torch.Tensor, video_lengths: torch.Tensor | None = None) -> None:
+        r"""Measures the per-channel mean and std of key-frame tokens and of pooled residuals on
+        these videos (a few hundred training clips), so tokens reach the projector standardised.
+
+        Why: the features of an encoder that was never trained on the data (here: no pretrained
+        weights offline) vary little between videos compared with their constant part, and the
+        LLM then barely sees the video. Measured: a small model learned "what color is the X?"
+        on single-shape clips in 70 steps with standardised tokens, and stayed at chance for 150
+        without (docs/model.md). The statistics are buffers, saved with the weights, as a VAE's
+        scaling factor; with a pretrained encoder it is optional.
+        """
+        lengths = self._check_videos(pixel_values_videos, video_lengths)
+        pixel_values_videos = pixel_values_videos.to(self.key_mean.dtype)
+        spatial, pooled = zip(*(self.unnormalized_parts(video[:length]) for video, length in zip(pixel_values_videos, lengths)))
+        for kind, values in (("key", torch.cat(spatial)), ("residual", torch.cat(pooled))):
+            if len(values) > 1:
+                getattr(self, f"{kind}_mean").copy_(values.float().mean(dim=0))
+                getattr(self, f"{kind}_std").copy_(values.float().std(dim=0).clamp_min(1e-4))
+
+    def _check_videos(self, pixel_values_videos: torch.Tensor, video_lengths: torch.Tensor | None) -> list[int]:
+        """Checks the frame size and the lengths; returns each video's frame count."""
+        batch_size, max_frames = pixel_values_videos.shape[:2]
+        if batch_size == 0 or max_frames == 0:
+            raise ValueError(f"pixel_values_videos of shape {tuple(pixel_values_videos.shape)} holds no video frames.")
+        size = self.config.vision_config.image_size
+        if tuple(pixel_values_videos.shape[-2:]) != (size, size):
+            raise ValueError(
+                f"Frames are {pixel_values_videos.shape[-2]}x{pixel_values_videos.shape[-1]} but the vision encoder expects "
+                f"{size}x{size} (vision_config.image_size); resize them with VTokVideoProcessor."
+            )
+        lengths = [max_frames] * batch_size if video_lengths is None else [int(length) for length in video_lengths]
+        if len(lengths) != batch_size or min(lengths) < 1 or max(lengths) > max_frames:
+            raise ValueError(
+                f"video_lengths={lengths} does not fit pixel_values_videos of shape {tuple(pixel_values_videos.shape)}: "
+                f"one length per video, each between 1 and {max_frames}."
+            )
+        key_index = self.config.key_frame_index
+        if self.config.video_tokenization == "vtok" and key_index >= min(lengths):
+            raise ValueError(f"key_frame_index={key_index} needs at least {key_index + 1} frames, got video_lengths={lengths}.")
+        return lengths
+
+    def forward(self, pixel_values_videos: torch.Tensor, video_lengths: torch.Tensor | None = None) -> VTokTokenizerOutput:
+        r"""
+        pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, max_num_frames, channels, height, width)`):
+            Frames of each video, zero-padded after its last frame.
+        video_lengths (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            True frame count of each video; `None` means every video fills `max_num_frames`.
+        """
+        lengths = self._check_videos(pixel_values_videos, video_lengths)
+        tokens = []
+        for video, length in zip(pixel_values_videos, lengths):  # padding frames are never encoded
+            spatial, pooled = self.unnormalized_parts(video[:length])
+            spatial = self.standardize(spatial, "key")
+            residual = self.residual_mlp(self.standardize(pooled, "residual"))
+            tokens.append(torch.cat([spatial, residual.to(spatial.dtype)]))  # (S + N, dim) or (T * S, dim)
+
+        positions = [self.config.token_layout.temporal_positions(length) for length in lengths]
+        assert [len(t) for t in tokens] == [len(p) for p in positions], "tokenizer and token count formula disagree"
+        device = pixel_values_videos.device
+        return VTokTokenizerOutput(
+            tokens=nn.utils.rnn.pad_sequence(tokens, batch_first=True),
+            mask=nn.utils.rnn.pad_sequence([torch.ones(len(p), dtype=torch.bool) for p in positions], batch_first=True).to(device),
+            positions=nn.utils.rnn.pad_sequence(positions, batch_first=True).to(device),
+        )
+
+
+__all__ = ["VTokVideoTokenizer", "VTokTokenizerOutput"]
