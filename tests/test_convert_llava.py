@@ -1,0 +1,169 @@
+"""convert_llava_to_vtok: tiny random LLaVA-NeXT-Video and LLaVA-OneVision checkpoints of the real classes (with
+their processors) written at test time, converted, reloaded through the Auto classes and compared to the source."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from peft import get_peft_model
+from test_composition import llm_tokenizer
+from transformers import (
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    CLIPVisionConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlavaNextImageProcessor,
+    LlavaNextVideoConfig,
+    LlavaNextVideoForConditionalGeneration,
+    LlavaNextVideoProcessor,
+    LlavaNextVideoVideoProcessor,
+    LlavaOnevisionConfig,
+    LlavaOnevisionForConditionalGeneration,
+    LlavaOnevisionImageProcessor,
+    LlavaOnevisionProcessor,
+    LlavaOnevisionVideoProcessor,
+)
+
+from modeling_vtok.convert_llava_to_vtok import main
+from modeling_vtok.peft_vtok import vtok_lora_config
+
+# CLIP with a CLS token, 32x32 frames in 8x8 patches: a 4x4 grid that both sources pool to 2x2 per frame.
+TOWER = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3, "num_attention_heads": 4, "image_size": 32, "patch_size": 8}
+LLM = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2}
+MEAN, STD = [0.48, 0.46, 0.41], [0.27, 0.26, 0.28]
+
+
+def llava_tokenizer():
+    tokenizer = llm_tokenizer()
+    tokenizer.add_tokens(["<image>", "<video>"], special_tokens=True)
+    return tokenizer
+
+
+def save_llava(folder, kind: str, **config_overrides):
+    """A tiny LLaVA video checkpoint of `kind` ("next_video" or "onevision") with its processor, saved to `folder`."""
+    tokenizer = llava_tokenizer()
+    ids = {"image_token_index": tokenizer.convert_tokens_to_ids("<image>"), "video_token_index": tokenizer.convert_tokens_to_ids("<video>")}
+    common = dict(vision_config=CLIPVisionConfig(**TOWER).to_dict(), text_config=LlamaConfig(vocab_size=len(tokenizer), **LLM).to_dict(),
+                  vision_feature_layer=-2, vision_feature_select_strategy="default", **ids)
+    torch.manual_seed(0)
+    if kind == "next_video":
+        model = LlavaNextVideoForConditionalGeneration(LlavaNextVideoConfig(**common, spatial_pool_stride=2, **config_overrides))
+        sizes = dict(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}, image_mean=MEAN, image_std=STD)
+        processor = LlavaNextVideoProcessor(
+            video_processor=LlavaNextVideoVideoProcessor(**sizes), image_processor=LlavaNextImageProcessor(**sizes),
+            tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default", num_additional_image_tokens=1,
+        )
+    else:
+        model = LlavaOnevisionForConditionalGeneration(LlavaOnevisionConfig(**common, **config_overrides))
+        sizes = dict(size={"height": 32, "width": 32}, image_mean=MEAN, image_std=STD)
+        processor = LlavaOnevisionProcessor(
+            video_processor=LlavaOnevisionVideoProcessor(**sizes), image_processor=LlavaOnevisionImageProcessor(**sizes),
+            tokenizer=tokenizer, vision_feature_select_strategy="default", num_image_tokens=16,
+        )
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return model.eval()
+
+
+@pytest.fixture(scope="module", params=["next_video", "onevision"])
+def converted(request, tmp_path_factory):
+    """`(kind, source folder, source model, converted model, converted processor)` for each source architecture."""
+    root = tmp_path_factory.mktemp(request.param)
+    source = save_llava(root / "llava", request.param)
+    main(["--input_dir", str(root / "llava"), "--output_dir", str(root / "vtok")])
+    model = AutoModelForImageTextToText.from_pretrained(root / "vtok").eval()
+    return request.param, root / "llava", source, model, AutoProcessor.from_pretrained(root / "vtok")
+
+
+def test_reused_parts_are_bitwise_equal(converted):
+    _, _, source, model, processor = converted
+    vocab = source.config.text_config.vocab_size
+    assert type(model).__name__ == "VTokForConditionalGeneration" and type(processor).__name__ == "VTokProcessor"
+    pairs = [(source.model.vision_tower, model.model.video_tokenizer.vision_tower),
+             (source.model.multi_modal_projector, model.model.multi_modal_projector)]
+    for old, new in pairs:
+        old_state, new_state = old.state_dict(), new.state_dict()
+        assert old_state.keys() == new_state.keys()
+        assert all(torch.equal(old_state[name], new_state[name]) for name in old_state)
+    for name, weight in source.model.language_model.state_dict().items():
+        new = model.model.language_model.state_dict()[name]
+        assert torch.equal(new[:vocab] if name == "embed_tokens.weight" else new, weight), name
+    assert torch.equal(model.lm_head.weight[:vocab], source.lm_head.weight)
+    # The source's `<video>` is reused; `<vid_start>` and `<vid_end>` are the two new rows.
+    assert model.config.video_token_id == source.config.video_token_id
+    assert model.config.text_config.vocab_size == vocab + 2 == len(processor.tokenizer)
+    assert model.config.vision_feature_layer == -2 and model.config.vision_feature_select_strategy == "default"
+
+
+def test_one_frame_video_costs_and_embeds_as_in_the_source(converted):
+    """Same token count per frame as the source's processor gives; for LLaVA-NeXT-Video the same input
+    embeddings and logits; for LLaVA-OneVision (which pools after its projector) close embeddings."""
+    kind, source_folder, source, model, processor = converted
+    frame = np.random.default_rng(0).integers(0, 255, (1, 32, 32, 3), dtype=np.uint8)
+    inputs = processor(text="what is in <video> ?", videos=[frame], return_tensors="pt")
+    pixels = inputs["pixel_values_videos"]
+    source_ids = AutoProcessor.from_pretrained(source_folder)(text="<video>", videos=[frame], return_tensors="pt")["input_ids"]
+    source_count = int((source_ids == source.config.video_token_id).sum()) - (kind == "onevision")  # OneVision: + newline
+    assert processor.num_video_tokens(1) == model.config.num_key_frame_tokens == source_count == 4  # 4x4 grid pooled to 2x2
+
+    with torch.no_grad():
+        source_features = source.model.get_video_features(pixels, vision_feature_layer=-2, vision_feature_select_strategy="default").pooler_output
+        source_features = source_features.reshape(-1, source_features.shape[-1])
+        features, _ = model.model.get_video_features(pixels)
+    if kind == "next_video":
+        torch.testing.assert_close(features, source_features, rtol=0, atol=1e-6)
+        ids = inputs["input_ids"][:, inputs["input_ids"][0] != model.config.video_start_token_id]
+        ids = ids[:, ids[0] != model.config.video_end_token_id]  # the source has no start/end tokens
+        with torch.no_grad():
+            expected = source(input_ids=ids, pixel_values_videos=pixels).logits
+            got = model(input_ids=ids, pixel_values_videos=pixels).logits[..., : source.config.text_config.vocab_size]
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    else:
+        source_features = source_features[:-1]  # the image_newline appended after the video
+        assert source_features.shape == features.shape
+        cosine = torch.nn.functional.cosine_similarity(features, source_features, dim=-1)
+        assert cosine.min() > 0.9, cosine
+
+
+def test_generate_and_a_short_lora_finetune(converted):
+    """generate runs on a 3-frame video; a LoRA finetune (the reused weights frozen) lowers the loss."""
+    *_, model, processor = converted
+    frames = np.random.default_rng(1).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+    inputs = processor(text="what moves in <video> ?", videos=[frames], return_tensors="pt")
+    generated = model.generate(**inputs, max_new_tokens=3, do_sample=False)
+    assert generated.shape == (1, inputs["input_ids"].shape[1] + 3)
+
+    peft_model = get_peft_model(copy.deepcopy(model), vtok_lora_config("llm"))
+    trainable = [name for name, weight in peft_model.named_parameters() if weight.requires_grad]
+    assert trainable and all("lora_" in name for name in trainable)
+    labels = inputs["input_ids"].clone()
+    labels[labels == model.config.video_token_id] = -100
+    optimizer = torch.optim.AdamW([w for w in peft_model.parameters() if w.requires_grad], lr=1e-2)
+    peft_model.train()
+    losses = []
+    for _ in range(10):
+        loss = peft_model(**inputs, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.95 * losses[0], losses
+
+
+def test_unsupported_folders_fail_with_a_clear_message(tmp_path, capsys):
+    def convert(folder):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--input_dir", str(folder), "--output_dir", str(tmp_path / "out")])
+        assert exit_info.value.code == 2
+        return capsys.readouterr().err
+
+    assert "has no config.json" in convert(tmp_path)
+    tokenizer = llm_tokenizer()
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), **LLM)).save_pretrained(tmp_path / "llama")
+    message = convert(tmp_path / "llama")
+    assert "holds a 'llama' model" in message and "LlavaNextVideoForConditionalGeneration" in message
+    save_llava(tmp_path / "max_pool", "next_video", spatial_pool_mode="max")
+    assert "spatial_pool_mode='max'" in convert(tmp_path / "max_pool")
+    assert not (tmp_path / "out").exists()
