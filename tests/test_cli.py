@@ -186,10 +186,11 @@ def test_tokenize_corpus_with_worker_processes_gives_the_rows_of_one_process(cor
 
 
 @pytest.mark.slow
-def test_tokenize_corpus_under_accelerate_launch_writes_a_shard_per_rank(corpus, tmp_path):
+def test_tokenize_corpus_with_two_ranks_writes_a_shard_per_rank(corpus, tmp_path):
+    """Two CPU ranks from torchrun, which `accelerate launch` uses for several GPUs (its --cpu runs one process)."""
     folder, clips = corpus
     out = tmp_path / "dataset"
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1"]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     run_in_a_fresh_process(*launch, "-m", "vtok_cli", "tokenize-corpus", str(folder), "--out", str(out), "--num-frames", str(NUM_FRAMES))
     assert sorted(path.name.split("-")[1] for path in (out / "data").glob("*.arrow")) == ["r000", "r001"]
     assert sorted(load_corpus(out)["path"]) == clips

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         SUBCOMMANDS[args.subcommand].run(args)
-    except (OSError, ValueError) as error:  # missing files, unreadable videos (VTokVideoError), bad values
+    except (OSError, ValueError, ImportError) as error:  # missing files, unreadable videos (VTokVideoError), bad values, a missing extra
         print(f"vtok {args.subcommand}: error: {error}".replace("\n", " "), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
