@@ -28,7 +28,7 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoProcessor, LlavaNextVideoForConditionalGeneration, LlavaOnevisionForConditionalGeneration
 
-from processing_vtok import VTokProcessor, VTokVideoProcessor
+from processing_vtok import VTokProcessor
 
 from .modeling_vtok import VTokForConditionalGeneration
 
@@ -105,16 +105,8 @@ def convert_llava_to_vtok(input_dir: str | os.PathLike, **config_overrides) -> t
         **{**settings, **config_overrides},
     )
 
-    frames = source_processor.video_processor
-    side = config.vision_config.image_size
-    video_processor = VTokVideoProcessor(
-        size={"height": side, "width": side},
-        image_mean=frames.image_mean,
-        image_std=frames.image_std,
-        resample=frames.resample,
-        rescale_factor=frames.rescale_factor,
-    )
-    processor = VTokProcessor.from_model_config(model.config, video_processor, tokenizer, chat_template=source_processor.chat_template)
+    # The frames are normalised with the checkpoint's image-processor settings, the tokenizer gets the same tokens.
+    processor = VTokProcessor.from_vision_text_pretrained(input_dir, input_dir, model.config, chat_template=source_processor.chat_template)
     return model, processor
 
 
