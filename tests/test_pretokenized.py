@@ -1,5 +1,7 @@
 """Training from stored VTok tokens (`video_embeds`): same loss as from pixels, no vision encoder pass."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -130,3 +132,20 @@ def test_collator_rejects_bad_pretokenized_examples(stack, examples):
     without_frames = {key: value for key, value in from_tokens[0].items() if key != "num_frames"}
     with pytest.raises(ValueError, match="needs `num_frames`"):
         collator([without_frames])
+
+
+def test_benchmark_quick_run_writes_its_json(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "pretokenized_training.py"
+    spec = importlib.util.spec_from_file_location("pretokenized_training", script)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    output = tmp_path / "result.json"
+    report = benchmark.main(["--quick", "--output", str(output)])
+    assert json.loads(output.read_text()) == report
+    assert report["num_video_tokens"] == 16 + 3 and report["batch_size"] == 2
+    for name in ("pixels", "stored_tokens"):
+        assert set(report["results"][name]) == {"collate_seconds", "model_step_seconds", "total_seconds"}
+        assert all(seconds > 0 for seconds in report["results"][name].values())
