@@ -170,6 +170,8 @@ def write_chunk(out: Path, name: str, table, features) -> int:
 
 
 def run(args) -> None:
+    import torch
+
     from modeling_vtok.import_utils import require
 
     require("datasets", "vtok tokenize-corpus")
@@ -179,7 +181,7 @@ def run(args) -> None:
     if args.num_proc < 1 or args.chunk_size < 1:
         raise ValueError(f"--num-proc and --chunk-size must be >= 1, got {args.num_proc} and {args.chunk_size}.")
     rank, world_size, device, barrier = distributed_state()
-    if args.num_proc > 1 and str(device) != "cpu":
+    if args.num_proc > 1 and torch.device(device).type != "cpu":
         raise ValueError(f"--num-proc {args.num_proc} forks CPU workers; on {device} run one process per GPU with `accelerate launch` instead.")
     files = find_videos(args.source)
     model_dir = str(model_folder(args.model).resolve())
@@ -240,7 +242,8 @@ def distributed_state():
     else one process on the GPU if there is one."""
     if importlib.util.find_spec("accelerate") is None:  # accelerate is the train extra, as datasets
         return 0, 1, "cpu", lambda: None
+    import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    state = PartialState(cpu=not torch.cuda.is_available())  # without cpu=True, CPU ranks each think they are alone
     return state.process_index, state.num_processes, state.device, state.wait_for_everyone
