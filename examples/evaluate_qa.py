@@ -27,13 +27,17 @@ def main(argv=None) -> dict:
     parser.add_argument("model", help="pipeline folder (model/, processor/) or a folder holding model and processor")
     parser.add_argument("data", help="LLaVA-Video JSON/JSONL file or datasets folder")
     parser.add_argument("--video-folder", default=None, help="folder the video paths start from (default: the file's folder)")
-    parser.add_argument("--num-frames", type=int, default=None, help="frames per video (default: the processor's, as trained)")
+    sampling = parser.add_mutually_exclusive_group()
+    sampling.add_argument("--num-frames", type=int, default=None, help="frames per video (default: the processor's, as trained)")
+    sampling.add_argument("--fps", type=float, default=None, help="or frames per second of video (default: the processor's)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--output", default=None, help="also write the scores and every prediction to this JSON file")
     args = parser.parse_args(argv)
 
     model, processor = load_vtok_model(args.model)
-    collator = VTokDataCollator(processor, num_frames=args.num_frames)
+    collator = VTokDataCollator(processor, num_frames=args.num_frames, fps=args.fps)
+    given = args.num_frames is not None or args.fps is not None
+    num_frames, fps = (args.num_frames, args.fps) if given else (processor.video_processor.num_frames, processor.video_processor.fps)
     examples = list(load_instruction_data(args.data, args.video_folder))
     max_new_tokens = answer_token_budget(processor.tokenizer, [example["answer"] for example in examples])
     predictions = answer_questions(model, collator, examples, args.batch_size, max_new_tokens)
@@ -42,7 +46,8 @@ def main(argv=None) -> dict:
         "num_questions": len(examples),
         "max_new_tokens": max_new_tokens,
         "video_tokenization": model.config.video_tokenization,
-        "num_frames": args.num_frames or processor.video_processor.num_frames,
+        "num_frames": num_frames,
+        "fps": fps,
     }
     json.dump(results, sys.stdout, indent=2)
     if args.output:

@@ -35,7 +35,6 @@ from modeling_vtok import VTokForConditionalGeneration, VTokTextToVideoPipeline,
 from modeling_vtok.trainer_vtok import VTokTrainer
 from modeling_vtok.training_vtok import (
     MODEL_SIZES,
-    VTokFeatureStatisticsCallback,
     build_vtok_model,
     load_vtok_model,
     predicted_token_ids,
@@ -215,10 +214,9 @@ def main(argv=None):
                                          activation_checkpointing=args.gradient_checkpointing, **schedule),  # fmt: skip
             train_dataset=examples,
             data_collator=VTokDataCollator(processor),
-            callbacks=[VTokFeatureStatisticsCallback()],  # fits a new model's feature statistics first
             **evaluation,
         )
-        trainer.train()
+        trainer.train()  # VTokTrainer fits a new model's feature statistics first
         if args.eval_file:
             trainer.evaluate()  # logged, and kept in the log history
         if args.dump_rank_weights:

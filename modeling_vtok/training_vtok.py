@@ -6,11 +6,10 @@ accuracy (by generation, and as a `compute_metrics` for `Trainer`).
 your own trains the same way on your data (docs/your_own_data.md):
 
     model, processor = build_vtok_model(texts, video_tokenization="frames", num_frames=8)
-    collator = VTokDataCollator(processor)
+    collator = VTokDataCollator(processor)   # samples the processor's saved num_frames
     trainer = VTokTrainer(model=model, args=vtok_training_arguments("runs/frames", max_steps=500),
-                          train_dataset=examples, data_collator=collator,
-                          callbacks=[VTokFeatureStatisticsCallback()])
-    trainer.train()
+                          train_dataset=examples, data_collator=collator)
+    trainer.train()   # fits the new model's feature statistics first (VTokFeatureStatisticsCallback)
     scores = qa_accuracy(answer_questions(model, collator, test_examples), test_examples)
 """
 
@@ -28,10 +27,11 @@ from processing_vtok import VTokDataCollator, VTokProcessor, VTokVideoProcessor,
 from .configuration_vtok import VTokConfig
 from .import_utils import require
 from .modeling_vtok import VTokForConditionalGeneration
+from .tokenizer_vtok import VTokVideoTokenizer
 
 require("accelerate", "The VTok training recipe (transformers.Trainer)")
 require("evaluate", "The VTok training recipe (QA accuracy)")
-from vtok_shapes.metrics import load_vtok_accuracy  # noqa: E402
+from .metrics_vtok import load_vtok_accuracy  # noqa: E402
 
 
 logger = logging.get_logger(__name__)
@@ -147,7 +147,7 @@ def vtok_training_arguments(
     **kwargs,
 ) -> TrainingArguments:
     """`TrainingArguments` for VTok: the settings it needs (`remove_unused_columns=False`, so the video and
-    text columns reach [`VTokDataCollator`]; gloo for multi-process CPU runs) and the recipe's schedule
+    text columns reach [`VTokDataCollator`] under a plain `Trainer` too; gloo for multi-process CPU runs) and the recipe's schedule
     (cosine, warmup over a tenth of the steps up to 50, no weight decay). Any other `TrainingArguments`
     keyword is passed through (`kwargs`) and wins."""
     settings = dict(
@@ -175,10 +175,16 @@ def vtok_training_arguments(
 # -- feature statistics -------------------------------------------------------------------------------
 
 
-def _video_tokenizer(model):
-    """The `VTokVideoTokenizer` of a model, also when peft wraps it."""
+def _video_tokenizer(model) -> VTokVideoTokenizer | None:
+    """The `VTokVideoTokenizer` of a VTok model, also when peft wraps it; `None` for another model."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return base.model.video_tokenizer
+    tokenizer = getattr(getattr(base, "model", None), "video_tokenizer", None)
+    return tokenizer if isinstance(tokenizer, VTokVideoTokenizer) else None
+
+
+def has_video_tokenizer(model) -> bool:
+    """Whether `model` is a VTok model (possibly wrapped by peft), so it has feature statistics."""
+    return _video_tokenizer(model) is not None
 
 
 def has_identity_feature_statistics(model) -> bool:
@@ -316,6 +322,7 @@ __all__ = [
     "build_vtok_model",
     "load_vtok_model",
     "vtok_training_arguments",
+    "has_video_tokenizer",
     "has_identity_feature_statistics",
     "warn_if_identity_feature_statistics",
     "fit_feature_statistics",

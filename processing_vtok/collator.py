@@ -29,24 +29,20 @@ class VTokDataCollator:
     `video`. The batch then holds `video_embeds` and `video_lengths` instead of `pixel_values_videos`: the model
     skips the vision encoder and gives the same loss. A batch is all of one kind.
 
-    Frames are sampled as the processor's config says (`processor.video_processor.num_frames`, saved with
-    it), so training, feature statistics and evaluation all sample alike. An explicit `num_frames` wins,
-    with a warning when the processor was saved with another count: VTok reads any frame count, but the
-    model learned from (and its feature statistics were fitted on) the saved one.
+    Frames are sampled as the processor's config says (`processor.video_processor.num_frames` or `fps`, saved
+    with it), so training, feature statistics and evaluation all sample alike. An explicit `num_frames` or
+    `fps` wins, with a warning when the processor was saved with other sampling: VTok reads any frame
+    count, but the model learned from (and its feature statistics were fitted on) the saved one.
 
     Use with `TrainingArguments(remove_unused_columns=False)` so these columns reach the collator.
     """
 
-    def __init__(self, processor, num_frames: int | None = None):
+    def __init__(self, processor, num_frames: int | None = None, fps: float | None = None):
         self.processor = processor
-        self.num_frames = num_frames
-        saved = processor.video_processor.num_frames
-        if num_frames is not None and saved is not None and num_frames != saved:
-            logger.warning(
-                f"VTokDataCollator samples num_frames={num_frames} frames per video, but the processor was "
-                f"saved with num_frames={saved}, the count the model was trained on. Leave num_frames out "
-                "to use the processor's."
-            )
+        self.num_frames, self.fps = num_frames, fps
+        disagreement = processor.video_processor.sampling_disagreement(num_frames, fps)
+        if disagreement is not None:
+            logger.warning(f"VTokDataCollator's {disagreement}. Leave `num_frames` and `fps` out to use the processor's.")
 
     @staticmethod
     def task(example: dict) -> str:
@@ -90,7 +86,7 @@ class VTokDataCollator:
                     "give every example the same kind."
                 )
             return self._pretokenized_inputs(texts, examples)
-        sampling = {} if self.num_frames is None else {"num_frames": self.num_frames}
+        sampling = {"num_frames": self.num_frames, "fps": self.fps}  # None: the processor's saved sampling
         return self.processor(
             text=texts, videos=[example["video"] for example in examples], padding=True, return_tensors="pt", **sampling
         )

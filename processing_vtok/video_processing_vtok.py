@@ -23,6 +23,21 @@ def _is_source(item) -> bool:
     return isinstance(item, (str, os.PathLike, bytes, bytearray)) or hasattr(item, "read")
 
 
+def _datasets_video_source(item: dict):
+    """The file of a `datasets.Video(decode=False)` value, `{"path": ..., "bytes": ...}`, for PyAV: its bytes
+    when the dataset holds them (the path is then only the original file's name), else its path. Reading
+    these with our decoder is what keeps `datasets`' own video decoding (torchcodec) out of the way."""
+    if not set(item) <= {"path", "bytes"}:
+        raise TypeError(
+            f"Unsupported video input: a dict with keys {sorted(item)}. A dict video is a `datasets.Video(decode=False)` "
+            "value with keys `path` and `bytes`."
+        )
+    source = item.get("bytes") or item.get("path")
+    if source is None:
+        raise VTokVideoError("Invalid video: a `datasets.Video(decode=False)` value with neither `bytes` nor `path`.")
+    return source
+
+
 def _nesting_depth(item) -> int:
     """How deep lists nest down the first elements of `item` to a number (3 for a frame given as rows of
     pixels of channel values, as a `datasets.Dataset` returns an array column), or -1 if not to a number."""
@@ -49,7 +64,10 @@ def make_list_of_videos(videos) -> list:
     entry is a file path, bytes, a file-like object, a 4D array/tensor or a list of frames.
 
     A single frame is a one-frame video: `apply_chat_template` nests a `{"type": "video"}` item's
-    value in lists, so a frame there is a one-frame video, and `processor(videos=frame)` agrees."""
+    value in lists, so a frame there is a one-frame video, and `processor(videos=frame)` agrees.
+    A `datasets.Video(decode=False)` value (a dict) becomes its bytes or path."""
+    if isinstance(videos, dict):
+        return [_datasets_video_source(videos)]
     if _is_source(videos) or _is_video(videos):
         return [videos]
     if _is_frame(videos):
@@ -63,7 +81,8 @@ def make_list_of_videos(videos) -> list:
         f"Unsupported video input {type(videos).__name__}{shape}. A video is a file path, bytes, a binary "
         "file-like object, an array or tensor (num_frames, height, width, channels) or (num_frames, channels, "
         "height, width), a list of frames (PIL images, arrays, or nested lists of numbers such as a "
-        "`datasets.Dataset` returns), or a single frame; pass a list of those for a batch."
+        "`datasets.Dataset` returns), a `datasets.Video(decode=False)` value ({'path': ..., 'bytes': ...}), or a "
+        "single frame; pass a list of those for a batch."
     )
 
 
@@ -154,7 +173,8 @@ class VTokVideoProcessor(BaseVideoProcessor):
     Turns videos into `pixel_values_videos` of shape `(num_videos, max_num_frames, 3, height, width)`,
     zero-padded in time, plus `video_lengths` `(num_videos,)` with each video's true frame count.
 
-    Files (paths, bytes, file-like objects) are decoded with PyAV, seeking to the sampled frames only:
+    Files (paths, bytes, file-like objects, and `datasets.Video(decode=False)` values `{"path", "bytes"}`, so a
+    `datasets` video column needs no torchcodec) are decoded with PyAV, seeking to the sampled frames only:
     pass `num_frames` (evenly spaced in time) or `fps` (not both); files default to 16 frames. Arrays,
     tensors and lists of frames keep all their frames unless `num_frames` or `fps` is given (`fps` needs
     `video_metadata` with the source frame rate).
@@ -229,6 +249,19 @@ class VTokVideoProcessor(BaseVideoProcessor):
         if return_metadata:
             data["video_metadata"] = metadata
         return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=["video_metadata"])
+
+    def sampling_disagreement(self, num_frames: int | None = None, fps: float | None = None) -> str | None:
+        """How an explicit `num_frames` or `fps` differs from the sampling saved with this processor (the one
+        its model was trained on), as a sentence for a warning; `None` when they agree or nothing is given.
+        VTok reads any frame count, so a difference is allowed, but the model learned from (and its feature
+        statistics were fitted on) the saved sampling."""
+        check_sampling_arguments(num_frames, fps)
+        given = {name: value for name, value in (("num_frames", num_frames), ("fps", fps)) if value is not None}
+        saved = {name: value for name, value in (("num_frames", self.num_frames), ("fps", self.fps)) if value is not None}
+        if not given or not saved or given == saved:  # 3 == 3.0: an fps saved as a float agrees with an int
+            return None
+        given, saved = (", ".join(f"{name}={value}" for name, value in sampling.items()) for sampling in (given, saved))
+        return f"sampling {given} differs from the processor's saved {saved}, the sampling the model was trained on"
 
     def _decode_and_sample(self, videos, video_metadata, **options):
         """Decode, sample and check each video; a `VTokVideoError` is raised again naming the video's position."""

@@ -99,7 +99,7 @@ def test_core_install_in_a_fresh_venv_answers_and_generates(tmp_path):
         ("modeling_vtok.peft_vtok", "peft", "LoRA presets"),
         ("modeling_vtok.trainer_vtok", "accelerate", "VTokTrainer"),
         ("vtok_shapes", "datasets", "VTok-Shapes dataset"),
-        ("vtok_shapes.metrics", "evaluate", "QA metric"),
+        ("modeling_vtok.metrics_vtok", "evaluate", "QA metric"),
     ],
 )
 def test_a_missing_extra_names_the_extra_to_install(monkeypatch, module, missing, needed_by):

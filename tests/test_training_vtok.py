@@ -66,8 +66,62 @@ def test_the_saved_processor_holds_num_frames_for_training_and_evaluation(tmp_pa
     assert VTokDataCollator(reloaded).prompt_inputs([example])["video_lengths"].tolist() == [4]  # evaluation
     with caplog.at_level(logging.WARNING):
         collator = VTokDataCollator(reloaded, num_frames=6)
-    assert "samples num_frames=6 frames per video, but the processor was saved with num_frames=4" in caplog.text
+    assert "sampling num_frames=6 differs from the processor's saved num_frames=4, the sampling the model was trained on" in caplog.text
     assert collator([example])["video_lengths"].tolist() == [6]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        collator = VTokDataCollator(reloaded, fps=3)  # 10 frames at 6 fps: 3 per second of 1.67 s
+    assert "sampling fps=3 differs from the processor's saved num_frames=4" in caplog.text
+    assert collator([example])["video_lengths"].tolist() == [5]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        VTokDataCollator(reloaded, num_frames=4)
+    assert caplog.text == ""
+
+
+def test_a_processor_saved_with_fps_samples_by_fps_and_warns_on_another_count(tmp_path, caplog):
+    _, processor = build_vtok_model(TEXTS)
+    processor.video_processor.num_frames, processor.video_processor.fps = None, 3.0
+    processor.save_pretrained(tmp_path / "processor")
+    reloaded = AutoProcessor.from_pretrained(tmp_path / "processor")
+    example = file_examples(tmp_path, count=1, num_frames=10)[0]
+    assert VTokDataCollator(reloaded)([example])["video_lengths"].tolist() == [5]
+    with caplog.at_level(logging.WARNING):
+        collator = VTokDataCollator(reloaded, num_frames=4)
+    assert "sampling num_frames=4 differs from the processor's saved fps=3.0" in caplog.text
+    assert collator.prompt_inputs([example])["video_lengths"].tolist() == [4]
+    with pytest.raises(ValueError, match=r"Pass either `num_frames` \(4\) or `fps` \(2\)"):
+        VTokDataCollator(reloaded, num_frames=4, fps=2)
+
+
+def test_a_plain_vtok_trainer_fits_a_new_models_feature_statistics(tmp_path):
+    examples = file_examples(tmp_path)
+    args = vtok_training_arguments(tmp_path / "run", max_steps=1, per_device_train_batch_size=2)
+
+    def callbacks(trainer):
+        return [callback for callback in trainer.callback_handler.callbacks if isinstance(callback, VTokFeatureStatisticsCallback)]
+
+    model, processor = build_vtok_model(TEXTS, num_frames=4)
+    trainer = VTokTrainer(model=model, args=args, train_dataset=examples, data_collator=VTokDataCollator(processor))
+    assert len(callbacks(trainer)) == 1
+    trainer.train()
+    assert not has_identity_feature_statistics(model)
+    fitted = model.model.video_tokenizer.key_mean.clone()
+    # Fitted statistics: nothing added, and training leaves them alone.
+    trainer = VTokTrainer(model=model, args=args, train_dataset=examples, data_collator=VTokDataCollator(processor))
+    assert callbacks(trainer) == []
+    trainer.train()
+    torch.testing.assert_close(model.model.video_tokenizer.key_mean, fitted)
+
+    model, processor = build_vtok_model(TEXTS, num_frames=4)
+    trainer = VTokTrainer(model=model, args=args, train_dataset=examples, data_collator=VTokDataCollator(processor),
+                          fit_feature_statistics=False)  # fmt: skip
+    assert callbacks(trainer) == []
+    trainer.train()
+    assert has_identity_feature_statistics(model)
+    own = VTokFeatureStatisticsCallback(num_videos=3)
+    trainer = VTokTrainer(model=model, args=args, train_dataset=examples, data_collator=VTokDataCollator(processor), callbacks=[own])
+    assert callbacks(trainer) == [own]
 
 
 def test_the_callback_fits_identity_statistics_before_training_and_keeps_fitted_ones(tmp_path):

@@ -2,18 +2,22 @@
 patch moving left or right over noise, MP4 files + LLaVA-Video JSONL), not VTok-Shapes."""
 
 import json
+import logging
 from pathlib import Path
 
+import datasets
+import numpy as np
 import pytest
+import torch
 from peft import get_peft_model
 from safetensors.torch import load_file
-from transformers import AutoProcessor
+from transformers import AutoProcessor, TrainingArguments
 
 from modeling_vtok import VTokForConditionalGeneration
+from modeling_vtok.metrics_vtok import normalize_answer
 from modeling_vtok.peft_vtok import vtok_lora_config
 from modeling_vtok.trainer_vtok import VTokTrainer
 from modeling_vtok.training_vtok import (
-    VTokFeatureStatisticsCallback,
     answer_questions,
     build_vtok_model,
     has_identity_feature_statistics,
@@ -23,11 +27,12 @@ from modeling_vtok.training_vtok import (
     qa_compute_metrics,
     vtok_training_arguments,
 )
+from processing_vtok import load_video, write_video
 from processing_vtok.collator import VTokDataCollator
 from processing_vtok.instruction_data import load_instruction_data
-from test_instruction_data import LONG_ANSWER, write_patch_task
+from test_instruction_data import LONG_ANSWER, QUESTION, patch_clip, write_patch_task
 from test_training import load_example
-from vtok_shapes.metrics import normalize_answer
+from vtok_shapes import load_vtok_shapes, write_instruction_file
 
 BUNDLED = Path(__file__).resolve().parent.parent / "checkpoints" / "vtok-tiny-shapes"
 RUN = ["--num-frames", "4", "--batch-size", "4", "--logging-steps", "3"]
@@ -123,8 +128,60 @@ def test_your_own_script_trains_and_evaluates_with_library_calls(patch_task, tmp
         model=model, args=vtok_training_arguments(tmp_path, max_steps=2, per_device_train_batch_size=4),
         train_dataset=train, eval_dataset=test, data_collator=VTokDataCollator(processor),
         compute_metrics=qa_compute_metrics(processor.tokenizer, test["category"]),
-        preprocess_logits_for_metrics=predicted_token_ids, callbacks=[VTokFeatureStatisticsCallback()],
+        preprocess_logits_for_metrics=predicted_token_ids,
     )  # fmt: skip
-    trainer.train()
+    trainer.train()  # a plain VTokTrainer fits the new model's feature statistics
     assert {"eval_accuracy", "eval_accuracy/direction"} <= set(trainer.evaluate())
     assert not has_identity_feature_statistics(model)
+
+
+def test_a_datasets_video_column_trains_with_default_trainer_arguments(patch_task, tmp_path):
+    """`datasets.Video(decode=False)` values ({"path", "bytes"}) are read by our PyAV loader (no torchcodec),
+    and VTokTrainer keeps the collator's columns under the default `remove_unused_columns=True`."""
+    examples = list(load_instruction_data(patch_task[0]))[:4]
+    videos = [{"path": e["video"], "bytes": None} if i % 2 else {"path": None, "bytes": Path(e["video"]).read_bytes()}
+              for i, e in enumerate(examples)]  # fmt: skip
+    dataset = datasets.Dataset.from_dict({
+        "video": videos, "question": [e["question"] for e in examples], "answer": [e["answer"] for e in examples],
+        "category": [e["category"] for e in examples],
+    }).cast_column("video", datasets.Video(decode=False))  # fmt: skip
+    assert dataset.features["video"] == datasets.Video(decode=False) and dataset[0]["video"]["bytes"] is not None
+    model, processor = build_vtok_model(list(dataset["question"]) + list(dataset["answer"]), num_frames=4)
+    collator = VTokDataCollator(processor)
+    from_dataset, from_files = collator(list(dataset)), collator(examples)
+    assert torch.equal(from_dataset["pixel_values_videos"], from_files["pixel_values_videos"])
+    assert from_dataset["video_lengths"].tolist() == [4] * 4
+
+    args = TrainingArguments(tmp_path, max_steps=2, per_device_train_batch_size=2, report_to="none", use_cpu=True)
+    assert args.remove_unused_columns
+    trainer = VTokTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=dataset, data_collator=collator)
+    trainer.train()
+    assert trainer.state.global_step == 2 and not has_identity_feature_statistics(model)
+    assert "eval_loss" in trainer.evaluate()
+    assert len(answer_questions(model, collator, dataset, max_new_tokens=2)) == 4
+
+
+def test_the_bundled_processor_samples_the_frame_count_its_model_was_trained_on(tmp_path, caplog):
+    model, processor = load_vtok_model(BUNDLED)
+    assert processor.video_processor.num_frames == 8  # the model card's training clips and the quickstart's
+    video = write_video(tmp_path / "long.mp4", patch_clip("left", seed=0, num_frames=12), fps=6)
+    collator = VTokDataCollator(processor)
+    batch = collator([{"video": video, "question": QUESTION, "answer": "left"}])
+    assert batch["video_lengths"].tolist() == [8]
+    assert int((batch["input_ids"] == model.config.video_token_id).sum()) == model.config.num_video_tokens(8) == 23
+    assert collator.prompt_inputs([{"video": video, "question": QUESTION, "answer": "left"}])["video_lengths"].tolist() == [8]
+    with caplog.at_level(logging.WARNING):
+        VTokDataCollator(processor, fps=4)
+    assert "sampling fps=4 differs from the processor's saved num_frames=8" in caplog.text
+
+
+def test_vtok_shapes_written_as_your_own_data_loads_as_a_llava_video_file(tmp_path):
+    path = write_instruction_file(tmp_path / "data", "test", num_samples=3, num_frames=4)
+    rows = load_vtok_shapes("test", num_samples=3, num_frames=4)
+    examples = load_instruction_data(path)
+    assert path == tmp_path / "data" / "test.jsonl" and len(examples) == 3
+    assert list(examples["question"]) == list(rows["question"]) and list(examples["category"]) == list(rows["category"])
+    assert list(examples["answer"]) == list(rows["answer"])
+    decoded = load_video(examples[1]["video"], num_frames=4)[0]
+    assert decoded.shape == rows[1]["video"].shape == (4, 32, 32, 3)
+    assert np.abs(decoded.astype(int) - rows[1]["video"]).mean() < 8  # the clip, through a lossy codec

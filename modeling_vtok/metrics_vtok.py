@@ -1,12 +1,15 @@
-"""Question-answering accuracy per TV-Align category, as an offline `evaluate` metric.
+"""Question-answering accuracy of short answers, overall and per question category, as an offline
+`evaluate` metric: the score of TV-Align-style benchmarks (arXiv 2602.04202, Sec. 4), of VTok-Shapes and
+of any question-answering file of your own (docs/your_own_data.md).
 
-`evaluate.load("accuracy")` fetches a script from the Hub; this metric is defined here instead,
-so `load_vtok_accuracy()` works with no network.
+`evaluate.load("accuracy")` fetches a script from the Hub; this metric is defined here instead, so
+`load_vtok_accuracy()` works with no network, and so does `evaluate.load("metrics/vtok_qa_accuracy")`
+(the folder in this repository, a one-line script around this class).
 """
 
 from collections import defaultdict
 
-from modeling_vtok.import_utils import require
+from .import_utils import require
 
 require("datasets", "The VTok QA metric")
 require("evaluate", "The VTok QA metric")
@@ -20,8 +23,9 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions (`list[str]`): generated answers.
     references (`list[str]`): reference answers.
-    categories (`list[str]`, *optional*): question category of each example (e.g. the
-        `category` column of VTok-Shapes); without it only the overall accuracy is returned.
+    categories (`list[str]`, *optional*): question category of each example (e.g. the `category`
+        column of VTok-Shapes or of a LLaVA-Video file); `""` for an example without one. Without
+        categories only the overall accuracy is returned.
 Returns:
     `{"accuracy": float, "accuracy/<category>": float, ...}`
 Example:
