@@ -92,7 +92,7 @@ def test_tokenize_saves_the_tokens_the_model_computes_from_pixels(bundled, corpu
     "arguments, status, message",
     [
         (["tokenize", "missing.mp4"], 1, "vtok tokenize: error: missing.mp4: no such file."),
-        (["tokenize", "{corpus}/broken.mp4"], 1, "vtok tokenize: error: Video 0 of 1 in the batch: Cannot read video"),
+        (["tokenize", "{corpus}/broken.mp4"], 1, "vtok tokenize: error: Cannot read video '{corpus}/broken.mp4': not a decodable video container"),
         (["tokenize", "{corpus}/a.mp4", "--num-frames", "2", "--fps", "3"], 2, "vtok tokenize: error: argument --fps: not allowed with argument --num-frames"),
         (["tokenize", "{corpus}/a.mp4", "--num-frames", "0"], 1, "vtok tokenize: error: `num_frames` must be >= 1, got 0."),
         (["tokenize", "{corpus}/a.mp4", "--model", "{corpus}"], 1, "is not a VTok checkpoint"),

@@ -68,8 +68,12 @@ def tokenize_video(model, processor, path: str, num_frames: int | None = None, f
     import torch
 
     from modeling_vtok.token_layout import count_video_tokens
+    from processing_vtok import VTokVideoError
 
-    inputs = processor.video_processor([path], num_frames=num_frames, fps=fps, return_metadata=True, return_tensors="pt")
+    try:
+        inputs = processor.video_processor([path], num_frames=num_frames, fps=fps, return_metadata=True, return_tensors="pt")
+    except VTokVideoError as error:  # the processor's "Video 0 of 1 in the batch: " says nothing about one file
+        raise (error.__cause__ if isinstance(error.__cause__, VTokVideoError) else error) from None
     with torch.no_grad():
         vtok = model.model.get_vtok_tokens(inputs["pixel_values_videos"].to(model.device), inputs["video_lengths"])
     metadata = inputs["video_metadata"][0]
