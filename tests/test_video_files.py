@@ -1,4 +1,5 @@
-"""`load_video` on real files made with PyAV's encoders: every codec and container, odd sizes, a one-frame
+"""`load_video` on real files made with PyAV's encoders: every codec (H.264, HEVC, AV1, VP9, MPEG-4, MJPEG)
+and container, 8- and 10-bit, 4:2:0 and 4:4:4, odd sizes, a one-frame
 clip, variable frame rate, display rotation, an edit list, audio, truncation at several points and random
 damage. Each result is checked frame by frame against a plain decode of the whole file (`full_decode`)."""
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from processing_vtok import VTokVideoError, load_video
-from video_files import encode, full_decode, pattern
+from video_files import X265_OPTIONS, encode, full_decode, pattern
 
 NUM_FRAMES, FPS = 24, 10
 
@@ -38,6 +39,14 @@ FORMATS = [
     ("mjpeg", "mkv", "yuvj420p", 48, 32, {}),
     ("libvpx-vp9", "webm", "yuv420p", 33, 17, {"g": "6"}),
     ("libvpx-vp9", "mkv", "yuv420p", 48, 32, {"g": "6"}),
+    ("libvpx-vp9", "webm", "yuv444p", 48, 32, {"g": "6"}),
+    ("libx264", "mp4", "yuv420p10le", 48, 32, {"g": "6"}),  # 10-bit H.264 (High 10)
+    ("libx265", "mp4", "yuv420p", 64, 48, {"g": "6", **X265_OPTIONS}),  # HEVC, B-frames (x265 default)
+    ("libx265", "mkv", "yuv420p10le", 64, 48, {"g": "6", **X265_OPTIONS}),  # 10-bit HEVC (Main 10)
+    ("libx265", "mkv", "yuv444p", 66, 34, {"g": "6", **X265_OPTIONS}),
+    ("libsvtav1", "mp4", "yuv420p", 64, 48, {"g": "6"}),  # AV1, decoded by libdav1d
+    ("libsvtav1", "webm", "yuv420p10le", 48, 32, {"g": "6"}),  # 10-bit AV1
+    ("libsvtav1", "mkv", "yuv420p", 33, 17, {"g": "6"}),
 ]
 
 
@@ -68,10 +77,12 @@ def test_every_format_matches_a_full_decode(tmp_path, codec, extension, pix_fmt,
         ("libx264", "mkv", "yuv420p"),
         ("mjpeg", "avi", "yuvj420p"),
         ("libvpx-vp9", "webm", "yuv420p"),
+        ("libx265", "mkv", "yuv420p10le"),
+        ("libsvtav1", "mkv", "yuv420p10le"),
     ],
 )
 def test_one_frame_clip(tmp_path, caplog, codec, extension, pix_fmt):
-    path = encode(tmp_path / f"one.{extension}", pattern(1, 32, 48), codec, pix_fmt)
+    path = encode(tmp_path / f"one.{extension}", pattern(1, 48, 64), codec, pix_fmt)
     with caplog.at_level(logging.WARNING):
         frames, metadata = load_video(path, num_frames=8)
     assert_matches_full_decode(frames, metadata, path, [0])
@@ -141,6 +152,8 @@ TRUNCATABLE = [
     ("mkv", "libx264", "yuv420p", {}),
     ("webm", "libvpx-vp9", "yuv420p", {}),
     ("avi", "mjpeg", "yuvj420p", {}),
+    ("mkv", "libx265", "yuv420p10le", {}),
+    ("webm", "libsvtav1", "yuv420p10le", {}),
 ]
 
 
@@ -149,8 +162,10 @@ TRUNCATABLE = [
 def test_truncated_file_raises_and_allow_partial_reads_what_is_there(
     tmp_path, caplog, extension, codec, pix_fmt, container_options, kept
 ):
-    source = pattern(NUM_FRAMES, 32, 48)
-    whole = encode(tmp_path / f"whole.{extension}", source, codec, pix_fmt, container_options=container_options)
+    source = pattern(NUM_FRAMES, 48, 64)
+    options = X265_OPTIONS if codec == "libx265" else None
+    whole = encode(tmp_path / f"whole.{extension}", source, codec, pix_fmt, options=options,
+                   container_options=container_options)
     data = open(whole, "rb").read()
     cut = tmp_path / f"cut.{extension}"
     cut.write_bytes(data[: int(len(data) * kept)])
@@ -184,12 +199,14 @@ def test_damaged_files_raise_only_the_video_error(tmp_path):
     """Random byte changes in real files (seeded): a result that is a valid video, or VTokVideoError, never a
     PyAV, numpy or other exception."""
     seeds = [
-        open(encode(tmp_path / name, pattern(12, 32, 48), codec, pix_fmt, options=options), "rb").read()
+        open(encode(tmp_path / name, pattern(12, 48, 64), codec, pix_fmt, options=options), "rb").read()
         for name, codec, pix_fmt, options in [
             ("a.mp4", "libx264", "yuv420p", {"g": "4"}),
             ("b.mkv", "mpeg4", "yuv420p", {"bf": "2", "g": "4"}),
             ("c.webm", "libvpx-vp9", "yuv420p", {"g": "4"}),
             ("d.avi", "mjpeg", "yuvj420p", {}),
+            ("e.mp4", "libx265", "yuv420p10le", {"g": "4", **X265_OPTIONS}),
+            ("f.mkv", "libsvtav1", "yuv420p", {"g": "4"}),
         ]
     ]
     rng = np.random.default_rng(0)

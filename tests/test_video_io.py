@@ -202,3 +202,34 @@ def test_chat_template_without_tokenizing_rejects_an_unknown_keyword():
         processor.apply_chat_template(messages, tokenize=False, num_frame=8)
     prompt = processor.apply_chat_template(messages, tokenize=False, num_frames=8, add_generation_prompt=True)
     assert prompt.count("<video>") == 1 and prompt.endswith("assistant\n")
+
+
+def test_unwanted_non_reference_frames_are_skipped_and_change_nothing(tmp_path, monkeypatch):
+    """Decoding toward a sample skips the B-frames no other frame refers to (libx264's default has them):
+    fewer frames are decoded, and the frames returned are the same as with every frame decoded."""
+    total = 300
+    # a texture panning one pixel a frame: no scene cut, so libx264 keeps its GOP of 100 frames
+    texture = np.random.default_rng(0).integers(0, 256, (16, 16, 1), dtype=np.uint8).repeat(2, 0).repeat(2, 1)
+    texture = texture.repeat(3, axis=2)  # grey: chroma subsampling loses nothing
+    frames = np.stack([np.roll(texture, i, axis=1) for i in range(total)])
+    path = write_video(tmp_path / "long.mp4", frames, fps=30, gop_size=100)
+    original = video_io._frames_from
+
+    def decode(skip: bool):
+        decoded = []
+
+        def counting_frames_from(container, stream, pts, wanted=None):
+            for frame in original(container, stream, pts, wanted if skip else None):
+                decoded.append(frame.pts)
+                yield frame
+
+        monkeypatch.setattr(video_io, "_frames_from", counting_frames_from)
+        out, metadata = load_video(path, num_frames=4)
+        assert metadata.frames_indices == [0, 100, 199, 299]
+        return out, len(decoded)
+
+    skipped, decoded_with_skipping = decode(skip=True)
+    every, decoded_without = decode(skip=False)
+    np.testing.assert_array_equal(skipped, every)
+    assert np.abs(skipped.astype(int) - frames[[0, 100, 199, 299]]).mean() < 12  # the frames encoded there
+    assert decoded_with_skipping < 0.75 * decoded_without
