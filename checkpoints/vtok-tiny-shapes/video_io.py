@@ -187,6 +187,7 @@ class _PacketIndex:
     readable_end: float  # seconds: where the readable packets (any stream) end, or where the first damaged one starts
     video_start: float  # seconds: where the earliest video packet starts, discarded ones included
     video_end: float  # seconds: where the readable video packets end
+    reordered: bool  # a packet's pts is below an earlier packet's: B-frames whose real pts the file stores
 
     def seek_point(self, target: int) -> int:
         """Where to seek to decode the frame at pts `target`: the last key frame at or before it, or the start."""
@@ -202,7 +203,7 @@ def _index_packets(container, stream) -> _PacketIndex:
     compares with what the header promises. Reading stops at the first corrupt packet (a cut last packet
     is flagged so): what follows it is not trusted.
     """
-    pts, key_frames, first_dts = [], [], None
+    pts, key_frames, first_dts, reordered = [], [], None, False
     readable_start, readable_end, video_start, video_end = math.inf, -math.inf, math.inf, -math.inf
     steps = {}  # stream index -> (dts of its last packet, longest step between two of its packets)
     for packet in container.demux():
@@ -228,6 +229,7 @@ def _index_packets(container, stream) -> _PacketIndex:
             continue
         video_start, video_end = min(video_start, start), max(video_end, start + lasts)
         first_dts = dts if first_dts is None else min(first_dts, dts)
+        reordered = reordered or (bool(pts) and timestamp < pts[-1])
         if not packet.is_discard:
             pts.append(timestamp)
         if packet.is_keyframe:
@@ -240,6 +242,7 @@ def _index_packets(container, stream) -> _PacketIndex:
         readable_end=readable_end,
         video_start=video_start,
         video_end=video_end,
+        reordered=reordered,
     )
 
 
@@ -275,13 +278,23 @@ def _check_complete(container, stream, index: _PacketIndex, name: str, allow_par
     logger.warning(f"Video {name}: {problem}; reading those frames (allow_partial=True).")
 
 
-def _frames_from(container, stream, pts: int):
+def _frames_from(container, stream, pts: int, wanted: set[int] | None = None):
     """Frames decoded from the key frame at or before `pts` on. Corrupt packets are skipped: with
-    `allow_partial`, a cut last packet would otherwise stop the decoder."""
+    `allow_partial`, a cut last packet would otherwise stop the decoder.
+
+    With `wanted` (the pts of the frames to return), the decoder skips the non-reference frames (FFmpeg's
+    `skip_frame="NONREF"`) that are not wanted: no other frame is predicted from them, so skipping them
+    changes no frame that is returned, and decoding toward a sample costs only its GOP's reference frames
+    (H.264 and HEVC with B-frames: about half the frames; decoders without the option decode all).
+    """
+    codec_context = stream.codec_context
     container.seek(pts, stream=stream, backward=True)
     for packet in container.demux(stream):
-        if not packet.is_corrupt:
-            yield from packet.decode()
+        if packet.is_corrupt:
+            continue
+        timestamp = packet.pts if packet.pts is not None else packet.dts
+        codec_context.skip_frame = "DEFAULT" if wanted is None or timestamp in wanted else "NONREF"
+        yield from packet.decode()
 
 
 def _advance(frames, target: int):
@@ -301,13 +314,16 @@ def _decode(container, stream, index: _PacketIndex, positions: np.ndarray, name:
     decoder gives them in presentation order. A frame missing even then means the file is damaged.
     """
     arrays, frames, last, rotation = [], None, None, None
+    # Skipping unwanted frames needs packets that name their frames: where pts only count packets in decode
+    # order (AVI), a skipped B-frame would leave its pts to a wrong frame.
+    wanted = set(index.pts[positions].tolist()) if index.reordered else None
     decoded = None  # frames taken from the start so far, once decoding goes by order
     for position in positions.tolist():
         target = int(index.pts[position])
         if decoded is None:
             seek_point = index.seek_point(target)
             if frames is None or seek_point > last:
-                frames = _frames_from(container, stream, seek_point)
+                frames = _frames_from(container, stream, seek_point, wanted)
             frame = _advance(frames, target)
             if frame is None or frame.pts != target:
                 frames, decoded = _frames_from(container, stream, index.first_dts), 0

@@ -256,13 +256,12 @@ class VTokVideoProcessor(BaseVideoProcessor):
         VTok reads any frame count, so a difference is allowed, but the model learned from (and its feature
         statistics were fitted on) the saved sampling."""
         check_sampling_arguments(num_frames, fps)
-        given = {"num_frames": num_frames, "fps": fps}
-        saved = {"num_frames": self.num_frames, "fps": self.fps}
-        given = [f"{name}={value}" for name, value in given.items() if value is not None]
-        saved = [f"{name}={value}" for name, value in saved.items() if value is not None]
-        if not given or not saved or given == saved:
+        given = {name: value for name, value in (("num_frames", num_frames), ("fps", fps)) if value is not None}
+        saved = {name: value for name, value in (("num_frames", self.num_frames), ("fps", self.fps)) if value is not None}
+        if not given or not saved or given == saved:  # 3 == 3.0: an fps saved as a float agrees with an int
             return None
-        return f"sampling {given[0]} differs from the processor's saved {saved[0]}, the sampling the model was trained on"
+        given, saved = (", ".join(f"{name}={value}" for name, value in sampling.items()) for sampling in (given, saved))
+        return f"sampling {given} differs from the processor's saved {saved}, the sampling the model was trained on"
 
     def _decode_and_sample(self, videos, video_metadata, **options):
         """Decode, sample and check each video; a `VTokVideoError` is raised again naming the video's position."""
