@@ -1,10 +1,15 @@
-"""PyAV decoding: sampling by time (num_frames / fps), seeking, short videos, broken files and the
-frame choice of `sample_frame_indices`. Real files of every codec and container: test_video_files.py."""
+"""PyAV decoding: sampling by time (num_frames / fps), seeking, short videos, broken files, the frame choice
+of `sample_frame_indices` and the `--quick` video-loading benchmark. Real files of every codec and container:
+test_video_files.py."""
 
 import io
+import json
 import logging
 import math
+import subprocess
+import sys
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,3 +238,21 @@ def test_unwanted_non_reference_frames_are_skipped_and_change_nothing(tmp_path, 
     np.testing.assert_array_equal(skipped, every)
     assert np.abs(skipped.astype(int) - frames[[0, 100, 199, 299]]).mean() < 12  # the frames encoded there
     assert decoded_with_skipping < 0.75 * decoded_without
+
+
+@pytest.mark.slow  # three processes, one imports torch and transformers: ~20 s on 2 cores
+def test_video_io_benchmark_quick_runs_and_returns_the_same_frames(tmp_path):
+    """`benchmarks/video_io.py --quick` end to end (a 33 s 160x96 clip): every method returns the loader's
+    frames, and the whole-video baseline holds the decoded video while the loader does not. Timings are
+    recorded, not asserted."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "video_io.py"
+    output = tmp_path / "video_io.json"
+    subprocess.run([sys.executable, str(script), "--quick", "--output", str(output)], check=True, capture_output=True)
+    report = json.loads(output.read_text())
+    clip, results = report["clip"], report["results"]
+    assert (clip["num_frames"], clip["width"], clip["height"], clip["key_frames"] > 2) == (1000, 160, 96, True)
+    assert all(result["same_frames_as_loader"] for result in results.values())
+    decoded_mb = clip["num_frames"] * 160 * 96 * 3 / 2**20
+    assert results["decode_every_frame_held"]["peak_rss_mb"] > 0.9 * decoded_mb
+    assert results["loader"]["peak_rss_mb"] < decoded_mb / 2
+    assert all(result["wall_seconds"] > 0 and result["cpu_seconds"] > 0 for result in results.values())
