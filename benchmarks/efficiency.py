@@ -352,7 +352,8 @@ def plot(report: dict, path: Path) -> None:
         axes[2].plot(frames, [row["peak_memory_bytes"] / 2**20 for row in rows], marker="o", label=name)
     for name, counts in report["upstream_processor_video_tokens"].items():
         axes[0].plot([int(t) for t in counts], list(counts.values()), linestyle="--", marker="x", label=f"{name} processor")
-    largest = max(row["num_frames"] for row in arms["vtok"])
+    # the resolution trade-off at the largest T the frames arm reached, to compare with its encoder alone
+    largest = max(row["num_frames"] for row in arms["frames"] or arms["vtok"])
     image_size = report["shapes"]["image_size"]
     resolutions = [(image_size, "vtok")] + [(size, f"vtok_res{size}") for size in report["shapes"]["residual_image_sizes"]]
     for key, label in (("vision_s", "vision"), ("end_to_end_s", "end to end")):
@@ -368,7 +369,7 @@ def plot(report: dict, path: Path) -> None:
     for ax in axes:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-    fig.suptitle(report["command"], fontsize=8)
+    fig.suptitle(report["command"].split(" --note")[0], fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
