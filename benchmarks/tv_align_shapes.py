@@ -217,7 +217,9 @@ def plot(results: dict, path: Path) -> None:
     for ax in axes[-1]:
         ax.set_xlabel("tokens / video")
     axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"VTok-Shapes question accuracy against LLM tokens per 8-frame video ({results['command']})", fontsize=9)
+    settings = results["settings"]
+    fig.suptitle(f"VTok-Shapes question accuracy against LLM tokens per 8-frame video: {settings['size']} preset, {settings['steps']} steps, "
+                 f"seeds {settings['seeds']}, {settings['num_questions']} questions per split", fontsize=9)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
