@@ -16,6 +16,7 @@ trains on VTok-Shapes. The reusable parts are library calls (`modeling_vtok.trai
     python examples/train.py --train-file data/train.jsonl --eval-file data/test.jsonl \
         --video-tokenization frames --num-frames 8 --steps 500 --output-dir runs/frames
     torchrun --nproc_per_node 2 examples/train.py --size tiny --steps 2 --stage vtok --output-dir runs/ddp
+    accelerate launch --config_file examples/accelerate/fsdp.yaml examples/train.py --model DIR --stage vtok ...
 """
 
 import argparse
@@ -168,6 +169,29 @@ def video_only_collator(processor):
     return collate
 
 
+def check_engine(trainer: Trainer, stage: str) -> None:
+    """Says when the `accelerate launch` config asked for an engine this run does not use, and stops a sharded
+    run (FSDP, DeepSpeed) that would train the decoder: only the VTok stage is written for sharded weights."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and not trainer.is_fsdp_enabled:
+        logger.warning(
+            "The accelerate config asks for FSDP, but accelerate enables FSDP on GPUs (and other accelerators) only: "
+            "this CPU run trains with plain data parallelism (DDP)."
+        )
+    if (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled) and stage != "vtok":
+        raise SystemExit(
+            f"--stage {stage} under FSDP or DeepSpeed: the decoder stage is not written for sharded weights. Run "
+            "--stage vtok with the sharded engine, then --stage decoder under DDP (examples/accelerate/ddp.yaml) or one process."
+        )
+
+
+def save_model(trainer: Trainer, model: nn.Module, output_dir: Path) -> None:
+    """`model.save_pretrained` with the full weights: every process joins the gather of sharded weights
+    (FSDP, DeepSpeed ZeRO-3; `Accelerator.get_state_dict`), rank 0 writes them."""
+    state_dict = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    if trainer.is_world_process_zero():
+        model.save_pretrained(output_dir, state_dict=state_dict)
+
+
 def dump_rank_weights(model: nn.Module, output_dir: Path) -> None:
     rank = int(os.environ.get("RANK", "0"))
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
@@ -216,13 +240,14 @@ def main(argv=None):
             data_collator=VTokDataCollator(processor),
             **evaluation,
         )
+        check_engine(trainer, args.stage)
         trainer.train()  # VTokTrainer fits a new model's feature statistics first
         if args.eval_file:
             trainer.evaluate()  # logged, and kept in the log history
         if args.dump_rank_weights:
             dump_rank_weights(trainer.model, output_dir)
+        save_model(trainer, model, output_dir / "model")
         if trainer.is_world_process_zero():
-            model.save_pretrained(output_dir / "model")
             processor.save_pretrained(output_dir / "processor")
             history_name = "vtok_resumed_log_history.json" if args.resume else "vtok_log_history.json"
             (output_dir / history_name).write_text(json.dumps(trainer.state.log_history, indent=1))
@@ -236,6 +261,7 @@ def main(argv=None):
             train_dataset=examples,
             data_collator=video_only_collator(processor),
         )
+        check_engine(trainer, args.stage)
         trainer.train()
         if trainer.is_world_process_zero():
             pipeline = VTokTextToVideoPipeline(
