@@ -4,7 +4,6 @@ and examples/train.py under `accelerate launch` with 2 CPU processes (docs/train
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
