@@ -17,7 +17,7 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
-from transformers.utils import logging
+from transformers.utils import logging, torch_compilable_check
 
 from processing_vtok.text_tokenizer import VIDEO_END_TOKEN, VIDEO_START_TOKEN, VIDEO_TOKEN, add_video_tokens
 
@@ -215,13 +215,14 @@ class VTokModel(VTokPreTrainedModel):
             mask = (inputs_embeds == video_embedding).all(-1)
         else:
             mask = input_ids == self.config.video_token_id
-        if int(mask.sum()) != video_features.shape[0]:
-            raise ValueError(
-                f"Video features and video tokens do not match: the text holds {int(mask.sum())} `<video>` placeholder "
-                f"tokens (id {self.config.video_token_id}) but the videos give {video_features.shape[0]} video tokens. "
-                "Build inputs with VTokProcessor, which expands each `<video>` to config.num_video_tokens(num_frames), "
-                "and pass one video per `<video>`."
-            )
+        # a tensor-side check (transformers' helper): no host sync, so torch.compile keeps one graph
+        torch_compilable_check(
+            mask.sum() == video_features.shape[0],
+            lambda: f"Video features and video tokens do not match: the text holds {int(mask.sum())} `<video>` placeholder "
+            f"tokens (id {self.config.video_token_id}) but the videos give {video_features.shape[0]} video tokens. "
+            "Build inputs with VTokProcessor, which expands each `<video>` to config.num_video_tokens(num_frames), "
+            "and pass one video per `<video>`.",
+        )
         return mask
 
     def forward(
@@ -270,10 +271,11 @@ class VTokModel(VTokPreTrainedModel):
             video_features = video_features.to(inputs_embeds.dtype)
             video_mask = self.get_placeholder_mask(input_ids, inputs_embeds, video_features)
             inputs_embeds = inputs_embeds.masked_scatter(video_mask.unsqueeze(-1), video_features)
-        elif input_ids is not None and not continues_a_cache and (input_ids == self.config.video_token_id).any():
-            raise ValueError(
+        elif input_ids is not None and not continues_a_cache:
+            torch_compilable_check(
+                (input_ids != self.config.video_token_id).all(),
                 "The text holds `<video>` placeholder tokens but no `pixel_values_videos` (or `video_embeds`) were given; "
-                "pass the videos through VTokProcessor(text=..., videos=...)."
+                "pass the videos through VTokProcessor(text=..., videos=...).",
             )
 
         outputs = self.language_model(
@@ -333,13 +335,40 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
         vision = AutoModel.from_pretrained(vision_model_name_or_path)
         vision = getattr(vision, "vision_model", vision)  # a dual (CLIP / SigLIP) checkpoint holds its vision tower here
         language = AutoModelForCausalLM.from_pretrained(text_model_name_or_path)
-        token_ids = add_video_tokens(AutoTokenizer.from_pretrained(text_model_name_or_path))
-        text_config = language.config
         config_overrides.setdefault(
             "vision_feature_select_strategy", "default" if vision.config.model_type == "clip_vision_model" else "full"
         )
+        return cls.from_pretrained_modules(
+            vision,
+            language.base_model,
+            language.get_output_embeddings(),
+            AutoTokenizer.from_pretrained(text_model_name_or_path),
+            generation_config=language.generation_config,
+            **config_overrides,
+        )
+
+    @classmethod
+    def from_pretrained_modules(
+        cls,
+        vision_tower: PreTrainedModel,
+        language_model: PreTrainedModel,
+        lm_head: nn.Linear,
+        tokenizer,
+        multi_modal_projector: nn.Module | None = None,
+        generation_config=None,
+        **config_overrides,
+    ) -> "VTokForConditionalGeneration":
+        r"""
+        A VTok model holding exact copies of loaded modules: a vision tower, a language model without its head
+        (`AutoModel` of its config), its `lm_head` and, where one exists (a LLaVA checkpoint's), a projector with
+        [`VTokMultiModalProjector`]'s layout. `tokenizer` gets VTok's tokens ([`add_video_tokens`], in place) and
+        the embeddings grow to hold them. Shared by [`~VTokForConditionalGeneration.from_vision_text_pretrained`]
+        and `modeling_vtok.convert_llava_to_vtok`; `config_overrides` are [`VTokConfig`] fields.
+        """
+        token_ids = add_video_tokens(tokenizer)
+        text_config = language_model.config
         config = VTokConfig(
-            vision_config=vision.config.to_dict(),
+            vision_config=vision_tower.config.to_dict(),
             text_config=text_config.to_dict(),
             video_token_id=token_ids[VIDEO_TOKEN],
             video_start_token_id=token_ids[VIDEO_START_TOKEN],
@@ -350,12 +379,15 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
             **config_overrides,
         )
         model = cls(config)
-        model.model.video_tokenizer.vision_tower.load_state_dict(vision.state_dict())
-        model.model.language_model.load_state_dict(language.base_model.state_dict())
-        model.lm_head.load_state_dict(language.get_output_embeddings().state_dict())
+        model.model.video_tokenizer.vision_tower.load_state_dict(vision_tower.state_dict())
+        model.model.language_model.load_state_dict(language_model.state_dict())
+        model.lm_head.load_state_dict(lm_head.state_dict())
+        if multi_modal_projector is not None:
+            model.model.multi_modal_projector.load_state_dict(multi_modal_projector.state_dict())
         if max(token_ids.values()) >= text_config.vocab_size:  # else the LLM's spare embedding rows hold them
             model.resize_token_embeddings(max(token_ids.values()) + 1)
-        model.generation_config = language.generation_config
+        if generation_config is not None:
+            model.generation_config = generation_config
         return model.eval()
 
     def get_video_features(self, pixel_values_videos=None, video_lengths=None, video_embeds=None):

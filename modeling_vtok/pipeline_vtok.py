@@ -23,6 +23,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 
 from .import_utils import require
+from .lora_loader_vtok import VTokLoraLoaderMixin
 from .remote_code import save_pipeline_code, with_installed_code
 
 
@@ -65,7 +66,7 @@ def export_video(frames, output_video_path: str, fps: int = 8) -> str:
     return export_to_video(frames, output_video_path, fps=fps)
 
 
-class VTokTextToVideoPipeline(DiffusionPipeline):
+class VTokTextToVideoPipeline(DiffusionPipeline, VTokLoraLoaderMixin):
     r"""
     Text-to-video generation with a VTok model.
 
@@ -79,6 +80,8 @@ class VTokTextToVideoPipeline(DiffusionPipeline):
         The flow-matching sampler.
     vae ([`AutoencoderKLWan`], *optional*):
         When given, the decoder works in its latent space and its `in_channels` equal the VAE's `z_dim`.
+
+    A generation LoRA adapter of `model` loads with `load_lora_weights` ([`VTokLoraLoaderMixin`]).
     """
 
     model_cpu_offload_seq = "model->decoder->vae"
@@ -97,7 +100,14 @@ class VTokTextToVideoPipeline(DiffusionPipeline):
     def save_pretrained(self, save_directory, **kwargs):
         """Like [`DiffusionPipeline.save_pretrained`], and also writes the code files, so that
         `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)` loads the folder, with or without
-        the vtok package installed (`remote_code.py` says how)."""
+        the vtok package installed (`remote_code.py` says how). Refuses while LoRA adapters are loaded: transformers
+        would then write only the model's adapter, not its weights."""
+        if self.get_list_adapters():
+            raise ValueError(
+                f"The model holds LoRA adapters {self.get_list_adapters()['model']}: saving now would write only the "
+                "adapter in place of the model's weights. Call pipe.unload_lora_weights() first (the adapter folder "
+                "you loaded keeps the adapter)."
+            )
         super().save_pretrained(save_directory, **kwargs)
         save_pipeline_code(
             save_directory, type(self), {name: type(c) for name, c in self.components.items() if c is not None}

@@ -1,6 +1,8 @@
 """VTokTextToVideoPipeline: output types, batching, guidance, callbacks, save/load, errors, reconstruction,
 motion transfer and the VAE latent space; tiny seeded components on the CPU (in the spirit of diffusers' test_wan.py)."""
 
+import copy
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -259,3 +261,59 @@ def test_sequential_cpu_offload_gives_the_same_frames():
     pipe = make_pipe()
     pipe.enable_sequential_cpu_offload(device="cpu")
     torch.testing.assert_close(pipe(**get_dummy_inputs()).frames, expected, atol=1e-5, rtol=1e-5)
+
+
+def save_generation_adapter(model, folder, seed):
+    """A generation adapter (the library's preset) with weights set by hand, saved by peft: its LoRA matrices
+    start non-zero and the modules it trains whole are perturbed, so it changes what the LLM writes."""
+    from modeling_vtok.peft_vtok import vtok_lora_config
+    from peft import get_peft_model
+
+    torch.manual_seed(seed)
+    adapted = get_peft_model(copy.deepcopy(model), vtok_lora_config("llm+tokenizer+heads", init_lora_weights=False))
+    with torch.no_grad():
+        for name, parameter in adapted.named_parameters():
+            if "modules_to_save" in name:
+                parameter.add_(0.5 * torch.randn_like(parameter))
+    adapted.save_pretrained(folder)
+    return adapted.base_model.model.eval()  # the model with the adapter applied directly
+
+
+def test_load_lora_weights_set_adapters_and_unload(tmp_path):
+    components = get_dummy_components()
+    pipe = make_pipe()
+    original = pipe(**get_dummy_inputs()).frames
+    adapted_model = save_generation_adapter(pipe.model, tmp_path / "first", seed=1)
+    save_generation_adapter(pipe.model, tmp_path / "second", seed=2)
+    direct = VTokTextToVideoPipeline(**{**components, "model": adapted_model})
+    direct.set_progress_bar_config(disable=True)
+    expected = direct(**get_dummy_inputs()).frames
+
+    pipe.load_lora_weights(tmp_path / "first", adapter_name="first")
+    with_adapter = pipe(**get_dummy_inputs()).frames
+    assert (with_adapter - original).abs().max() > 1e-3  # the adapter changes the frames
+    torch.testing.assert_close(with_adapter, expected, rtol=0, atol=0)
+
+    pipe.load_lora_weights(tmp_path / "second")  # diffusers' naming: default_<n>
+    assert pipe.get_list_adapters() == {"model": ["first", "default_1"]}
+    assert not torch.equal(pipe(**get_dummy_inputs()).frames, with_adapter)
+    pipe.set_adapters("first")
+    torch.testing.assert_close(pipe(**get_dummy_inputs()).frames, expected, rtol=0, atol=0)
+
+    with pytest.raises(ValueError, match=r"holds LoRA adapters \['first', 'default_1'\]: saving now would write only"):
+        pipe.save_pretrained(tmp_path / "pipeline")
+    pipe.unload_lora_weights()
+    assert pipe.get_list_adapters() == {}
+    assert pipe.model.state_dict().keys() == components["model"].state_dict().keys()
+    torch.testing.assert_close(pipe(**get_dummy_inputs()).frames, original, rtol=0, atol=0)
+
+
+def test_load_lora_weights_errors(pipe, tmp_path):
+    with pytest.raises(ValueError, match=r"is not a peft adapter folder: it has no adapter_config.json"):
+        pipe.load_lora_weights(tmp_path)
+    (tmp_path / "generation").mkdir()
+    (tmp_path / "generation" / "adapter_config.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"holds the named adapters \['generation'\]: pass .*/<name>"):
+        pipe.load_lora_weights(tmp_path)
+    with pytest.raises(ValueError, match=r"Adapter\(s\) \['missing'\] are not loaded; loaded adapters: \[\]"):
+        pipe.set_adapters("missing")

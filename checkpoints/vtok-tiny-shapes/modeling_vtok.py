@@ -17,7 +17,7 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
-from transformers.utils import logging
+from transformers.utils import logging, torch_compilable_check
 
 from .text_tokenizer import VIDEO_END_TOKEN, VIDEO_START_TOKEN, VIDEO_TOKEN, add_video_tokens
 
@@ -215,13 +215,14 @@ class VTokModel(VTokPreTrainedModel):
             mask = (inputs_embeds == video_embedding).all(-1)
         else:
             mask = input_ids == self.config.video_token_id
-        if int(mask.sum()) != video_features.shape[0]:
-            raise ValueError(
-                f"Video features and video tokens do not match: the text holds {int(mask.sum())} `<video>` placeholder "
-                f"tokens (id {self.config.video_token_id}) but the videos give {video_features.shape[0]} video tokens. "
-                "Build inputs with VTokProcessor, which expands each `<video>` to config.num_video_tokens(num_frames), "
-                "and pass one video per `<video>`."
-            )
+        # a tensor-side check (transformers' helper): no host sync, so torch.compile keeps one graph
+        torch_compilable_check(
+            mask.sum() == video_features.shape[0],
+            lambda: f"Video features and video tokens do not match: the text holds {int(mask.sum())} `<video>` placeholder "
+            f"tokens (id {self.config.video_token_id}) but the videos give {video_features.shape[0]} video tokens. "
+            "Build inputs with VTokProcessor, which expands each `<video>` to config.num_video_tokens(num_frames), "
+            "and pass one video per `<video>`.",
+        )
         return mask
 
     def forward(
@@ -270,10 +271,11 @@ class VTokModel(VTokPreTrainedModel):
             video_features = video_features.to(inputs_embeds.dtype)
             video_mask = self.get_placeholder_mask(input_ids, inputs_embeds, video_features)
             inputs_embeds = inputs_embeds.masked_scatter(video_mask.unsqueeze(-1), video_features)
-        elif input_ids is not None and not continues_a_cache and (input_ids == self.config.video_token_id).any():
-            raise ValueError(
+        elif input_ids is not None and not continues_a_cache:
+            torch_compilable_check(
+                (input_ids != self.config.video_token_id).all(),
                 "The text holds `<video>` placeholder tokens but no `pixel_values_videos` (or `video_embeds`) were given; "
-                "pass the videos through VTokProcessor(text=..., videos=...)."
+                "pass the videos through VTokProcessor(text=..., videos=...).",
             )
 
         outputs = self.language_model(

@@ -190,19 +190,18 @@ class VTokVideoTokenizer(nn.Module):
         else:  # the key frame's spatial tokens stay at full resolution
             spatial = self.spatial_tokens(self.encode_frames(frames[key_index : key_index + 1]))[0]
 
-        window_of_frame = layout.residual_token_of_frames(len(frames)).tolist()
-        last_frame_of_window = [window[-1] for window in layout.residual_windows(len(frames))]
+        # Python ints, not a tensor's `.tolist()`: the loop below is unrolled under torch.compile without a graph break
+        last_frames_of_windows = {window[-1] for window in layout.residual_windows(len(frames))}
         pooled, open_window = [], []
         for chunk in chunks:
             features = key_chunk_features if chunk == key_chunk else self.encode_frames(self.residual_resolution(frames[chunk]))
             residuals = (features - key_features).flatten(1, 2)  # (chunk frames, patches, dim)
             finished = []
             for frame, residual in zip(chunk, residuals):
-                window = window_of_frame[frame]
-                if window < 0:  # the key frame
+                if frame == key_index:
                     continue
                 open_window.append(residual)
-                if frame == last_frame_of_window[window]:
+                if frame in last_frames_of_windows:
                     finished.append(torch.stack(open_window).mean(dim=0))  # a window's residual maps are averaged
                     open_window = []
             if finished:

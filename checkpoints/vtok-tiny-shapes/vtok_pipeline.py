@@ -5,6 +5,7 @@ diffusers copies only the files that the module it loads imports directly."""
 from .configuration_vtok import *  # noqa: F401,F403
 from .decoder_vtok import *  # noqa: F401,F403
 from .import_utils import *  # noqa: F401,F403
+from .lora_loader_vtok import *  # noqa: F401,F403
 from .modeling_vtok import *  # noqa: F401,F403
 from .pipeline_vtok import *  # noqa: F401,F403
 from .processing_vtok import *  # noqa: F401,F403
