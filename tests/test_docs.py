@@ -67,7 +67,10 @@ class BlockRunner:
 
     def __init__(self):
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "MPLBACKEND": "Agg", "TQDM_DISABLE": "1"}  # fmt: skip
+               "MPLBACKEND": "Agg", "TQDM_DISABLE": "1",
+               # The blocks are read from this checkout, so they run against its code, as the rest of the
+               # suite does, whether the package is installed editable or not (CI's newest-releases world).
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}  # fmt: skip
         self.process = subprocess.Popen([sys.executable, str(REPO / "tests" / "docs_runner.py")], cwd=REPO, env=env,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
         self.replies = queue.Queue()
