@@ -12,6 +12,10 @@ from transformers.configuration_utils import SubConfigSpec
 from .token_layout import VIDEO_TOKENIZATIONS, VTokTokenLayout
 
 
+RESIDUAL_REFERENCES = ("key_frame", "previous_frame", "both")
+RESIDUAL_POOLINGS = ("mean", "attention", "spatial_map")
+
+
 class VTokConfig(PreTrainedConfig):
     r"""
     Configuration of [`VTokModel`] and [`VTokForConditionalGeneration`]: a vision encoder, the VTok
@@ -34,8 +38,24 @@ class VTokConfig(PreTrainedConfig):
     temporal_stride (`int`, *optional*, defaults to 1):
         Number of consecutive non-key frames one residual token summarises (their residuals are
         averaged; no frame is skipped). "frames" mode has no residual tokens and needs 1.
+    residual_reference (`str`, *optional*, defaults to `"key_frame"`):
+        What a non-key frame's features are compared with. `"key_frame"` (the paper's form):
+        `F(x_t) - F(x_key)`. `"previous_frame"`: `F(x_t) - F(x_{t-1})`, the motion since the last frame
+        (the first frame after the key frame compares with the key frame; frame 0, when it is not the
+        key frame, also with the key frame, having no frame before it). A late residual against the key
+        frame mixes every motion since then; against the previous frame it reads a turn better and the
+        first motion worse (docs/model.md). `"both"`: the two pooled residuals concatenated before g_phi
+        (its input width doubles; still one token per window). With `temporal_stride` k > 1 a window's
+        residual map is the mean of its frames' maps, each against its own reference: for
+        `"previous_frame"` that is `(F(x_last) - F(x_{first - 1})) / k`, the motion across the window.
     residual_pooling (`str`, *optional*, defaults to `"mean"`):
-        How a residual feature map is pooled over patches: `"mean"` or a learned `"attention"` pool.
+        How a residual feature map is pooled into g_phi's input: `"mean"` over patches, a learned
+        `"attention"` pool, or `"spatial_map"`: the map average-pooled to a
+        `residual_pool_grid_size` x `residual_pool_grid_size` grid and flattened (g * g * dim values),
+        which keeps where the change happened, still one token per window.
+    residual_pool_grid_size (`int`, *optional*, defaults to 2):
+        g, side of the grid `"spatial_map"` pooling keeps; at most the residual patch grid's side
+        (`residual_image_size or image_size` // `patch_size`). Read only by `"spatial_map"`.
     residual_mlp_hidden_size (`int`, *optional*):
         Width of the residual MLP g_phi; defaults to the vision hidden size.
     residual_layer_norm (`bool`, *optional*, defaults to `True`):
@@ -104,7 +124,9 @@ class VTokConfig(PreTrainedConfig):
     key_frame_index: int = 0
     key_frame_pool_size: int | None = None
     temporal_stride: int = 1
-    residual_pooling: Literal["mean", "attention"] = "mean"
+    residual_reference: Literal["key_frame", "previous_frame", "both"] = "key_frame"
+    residual_pooling: Literal["mean", "attention", "spatial_map"] = "mean"
+    residual_pool_grid_size: int = 2
     residual_mlp_hidden_size: int | None = None
     residual_layer_norm: bool = True
     temporal_position_embedding: Literal["sinusoidal", "none"] = "sinusoidal"
@@ -132,7 +154,8 @@ class VTokConfig(PreTrainedConfig):
         """Reject values that would silently give a different tokenization than asked for."""
         choices = {
             "video_tokenization": VIDEO_TOKENIZATIONS,
-            "residual_pooling": ("mean", "attention"),
+            "residual_reference": RESIDUAL_REFERENCES,
+            "residual_pooling": RESIDUAL_POOLINGS,
             "temporal_position_embedding": ("sinusoidal", "none"),
             "vision_feature_select_strategy": ("default", "full"),
             "visual_loss_type": ("mse", "cosine", "mse+cosine"),
@@ -156,6 +179,7 @@ class VTokConfig(PreTrainedConfig):
                 f"(vision image_size // patch_size), got {self.key_frame_pool_size}."
             )
         self.validate_vision_cost_options()
+        self.validate_residual_options()
         if self.visual_loss_weight < 0:
             raise ValueError(f"visual_loss_weight must be >= 0, got {self.visual_loss_weight}.")
 
@@ -178,10 +202,43 @@ class VTokConfig(PreTrainedConfig):
                 f"between {patch_size} and its image_size={image_size}, got {size}."
             )
 
+    def validate_residual_options(self):
+        """`residual_reference`, `residual_pooling` and `residual_pool_grid_size` against the rest."""
+        if self.video_tokenization == "frames" and (self.residual_reference != "key_frame" or self.residual_pooling == "spatial_map"):
+            raise ValueError(
+                f"residual_reference={self.residual_reference!r} and residual_pooling={self.residual_pooling!r} shape "
+                "residual tokens, which video_tokenization='frames' does not have; leave them at 'key_frame' and 'mean'."
+            )
+        if self.residual_pool_grid_size < 1:
+            raise ValueError(f"residual_pool_grid_size must be >= 1, got {self.residual_pool_grid_size}.")
+        grid = self.residual_patch_grid_size
+        if self.residual_pooling == "spatial_map" and self.residual_pool_grid_size > grid:
+            raise ValueError(
+                f"residual_pool_grid_size={self.residual_pool_grid_size} is larger than the patch grid the residuals "
+                f"are taken on ({grid}x{grid}: (residual_image_size or image_size) // patch_size); choose at most {grid}."
+            )
+
     @property
     def patch_grid_size(self) -> int:
         """Side of the vision encoder's square patch grid."""
         return self.vision_config.image_size // self.vision_config.patch_size
+
+    @property
+    def residual_patch_grid_size(self) -> int:
+        """Side of the patch grid the residuals are taken on (at `residual_image_size` where set)."""
+        return (self.residual_image_size or self.vision_config.image_size) // self.vision_config.patch_size
+
+    @property
+    def residual_references(self) -> tuple[str, ...]:
+        """The frames each non-key frame is compared with, in the order their pooled residuals are concatenated."""
+        return ("key_frame", "previous_frame") if self.residual_reference == "both" else (self.residual_reference,)
+
+    @property
+    def pooled_residual_size(self) -> int:
+        """Width of one window's pooled residual, the input of g_phi and of the `residual_mean/std` statistics:
+        the vision width, times g * g for `"spatial_map"` pooling, times 2 for `residual_reference="both"`."""
+        cells = self.residual_pool_grid_size**2 if self.residual_pooling == "spatial_map" else 1
+        return self.vision_config.hidden_size * cells * len(self.residual_references)
 
     @property
     def token_layout(self) -> VTokTokenLayout:

@@ -81,11 +81,11 @@ class VTokResidualMLP(nn.Module):
 
     def __init__(self, config: VTokConfig):
         super().__init__()
-        dim = config.vision_config.hidden_size
-        self.norm = nn.LayerNorm(dim) if config.residual_layer_norm else nn.Identity()
-        self.linear_1 = nn.Linear(dim, config.residual_mlp_hidden_size)
+        in_size = config.pooled_residual_size  # wider than the features with "spatial_map" pooling or "both" references
+        self.norm = nn.LayerNorm(in_size) if config.residual_layer_norm else nn.Identity()
+        self.linear_1 = nn.Linear(in_size, config.residual_mlp_hidden_size)
         self.act = ACT2FN[config.projector_hidden_act]
-        self.linear_2 = nn.Linear(config.residual_mlp_hidden_size, dim)
+        self.linear_2 = nn.Linear(config.residual_mlp_hidden_size, config.vision_config.hidden_size)
 
     def forward(self, pooled_residuals: torch.Tensor) -> torch.Tensor:
         return self.linear_2(self.act(self.linear_1(self.norm(pooled_residuals))))
@@ -111,10 +111,9 @@ class VTokVideoTokenizer(nn.Module):
             self.vision_tower.requires_grad_(False)
         # Per-channel statistics that standardise key-frame tokens and pooled residuals; identity
         # until `fit_feature_statistics` measures them. Saved with the weights.
-        dim = config.vision_config.hidden_size
-        for kind in ("key", "residual"):
-            self.register_buffer(f"{kind}_mean", torch.zeros(dim))
-            self.register_buffer(f"{kind}_std", torch.ones(dim))
+        for kind, size in (("key", config.vision_config.hidden_size), ("residual", config.pooled_residual_size)):
+            self.register_buffer(f"{kind}_mean", torch.zeros(size))
+            self.register_buffer(f"{kind}_std", torch.ones(size))
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """F: `(num_frames, C, H, W)` -> patch features `(num_frames, grid, grid, dim)`, in one call of the
@@ -151,8 +150,19 @@ class VTokVideoTokenizer(nn.Module):
         return features.flatten(1, 2)
 
     def pool(self, window_maps: torch.Tensor) -> torch.Tensor:
-        """`(windows, patches, dim)` residual maps -> `(windows, dim)`: the mean or the attention pool."""
-        return self.residual_pool(window_maps) if self.residual_pool is not None else window_maps.mean(dim=1)
+        """`(windows, references, grid, grid, dim)` residual maps -> `(windows, config.pooled_residual_size)`:
+        each reference's map pooled (mean, attention pool, or a g x g "spatial_map" flattened in raster
+        order, channels last), the references concatenated in `config.residual_references` order."""
+        num_windows = window_maps.shape[0]
+        maps = window_maps.flatten(0, 1)  # (windows * references, grid, grid, dim)
+        if self.config.residual_pooling == "spatial_map":
+            cells = F.adaptive_avg_pool2d(maps.permute(0, 3, 1, 2), self.config.residual_pool_grid_size)
+            pooled = cells.permute(0, 2, 3, 1)  # (windows * references, g, g, dim)
+        elif self.residual_pool is not None:
+            pooled = self.residual_pool(maps.flatten(1, 2))
+        else:
+            pooled = maps.flatten(1, 2).mean(dim=1)
+        return pooled.reshape(num_windows, -1)
 
     def residual_resolution(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames `(N, C, H, W)` at `residual_image_size`, the resolution every residual is taken at."""
@@ -168,7 +178,10 @@ class VTokVideoTokenizer(nn.Module):
 
     def unnormalized_parts(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One video's frames `(T, C, H, W)` -> its spatial tokens `(S, dim)` (`(T * S, dim)` in "frames"
-        mode) and its pooled residuals `(N, dim)` (none in "frames" mode), before standardisation and g_phi.
+        mode) and its pooled residuals `(N, config.pooled_residual_size)` (none in "frames" mode), before
+        standardisation and g_phi. Each non-key frame's residual map is taken against each of
+        `config.residual_references` (the key frame, the frame before it), a window's maps are averaged
+        and then pooled.
 
         The encoder sees `vision_chunk_size` frames per call and each chunk is reduced to its tokens
         at once, so only one chunk's features (plus the key frame's and one open stride window) are
@@ -176,7 +189,7 @@ class VTokVideoTokenizer(nn.Module):
         """
         if self.config.video_tokenization == "frames":
             spatial = torch.cat([self.spatial_tokens(self.encode_frames(frames[chunk])).flatten(0, 1) for chunk in self.chunks(len(frames))])
-            return spatial, spatial.new_zeros(0, spatial.shape[-1])
+            return spatial, spatial.new_zeros(0, self.config.pooled_residual_size)
         layout = self.config.token_layout
         key_index = layout.key_frame_index
         chunks = self.chunks(len(frames))
@@ -192,21 +205,24 @@ class VTokVideoTokenizer(nn.Module):
 
         # Python ints, not a tensor's `.tolist()`: the loop below is unrolled under torch.compile without a graph break
         last_frames_of_windows = {window[-1] for window in layout.residual_windows(len(frames))}
+        references = self.config.residual_references
+        previous_features = key_features  # frame 0, when it is not the key frame, has no frame before it
         pooled, open_window = [], []
         for chunk in chunks:
             features = key_chunk_features if chunk == key_chunk else self.encode_frames(self.residual_resolution(frames[chunk]))
-            residuals = (features - key_features).flatten(1, 2)  # (chunk frames, patches, dim)
             finished = []
-            for frame, residual in zip(chunk, residuals):
-                if frame == key_index:
-                    continue
-                open_window.append(residual)
-                if frame in last_frames_of_windows:
-                    finished.append(torch.stack(open_window).mean(dim=0))  # a window's residual maps are averaged
-                    open_window = []
+            for frame, frame_features in zip(chunk, features):
+                if frame != key_index:
+                    reference_features = {"key_frame": key_features, "previous_frame": previous_features}
+                    # (references, grid, grid, dim): the frame's residual map against each reference
+                    open_window.append(torch.stack([frame_features - reference_features[name] for name in references]))
+                    if frame in last_frames_of_windows:
+                        finished.append(torch.stack(open_window).mean(dim=0))  # a window's residual maps are averaged
+                        open_window = []
+                previous_features = frame_features
             if finished:
                 pooled.append(self.pool(torch.stack(finished)))
-        return spatial, torch.cat(pooled) if pooled else key_features.new_zeros(0, key_features.shape[-1])
+        return spatial, torch.cat(pooled) if pooled else key_features.new_zeros(0, self.config.pooled_residual_size)
 
     def standardize(self, values: torch.Tensor, kind: str) -> torch.Tensor:
         """`(values - mean) / std` with the `kind` ("key" or "residual") statistics."""
