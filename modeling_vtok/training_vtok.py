@@ -122,9 +122,10 @@ def sincos_position_embeddings(grid: int, dim: int) -> torch.Tensor:
     return torch.nn.functional.pad(code, (0, dim - code.shape[1]))
 
 
-def load_vtok_model(path: str | os.PathLike) -> tuple[VTokForConditionalGeneration, VTokProcessor]:
-    """A trained model and its processor from a pipeline folder (`model/` and `processor/`, as
-    `examples/train.py` writes and `checkpoints/vtok-tiny-shapes` is) or from one folder holding both."""
+def vtok_checkpoint_folders(path: str | os.PathLike) -> tuple[Path, Path]:
+    """`(model_dir, processor_dir)` of a VTok checkpoint: `model/` and `processor/` of a pipeline folder (as
+    `examples/train.py` writes and `checkpoints/vtok-tiny-shapes` is), or one folder holding both; a
+    `FileNotFoundError` when `path` is neither."""
     path = Path(path)
     model_dir, processor_dir = (path / "model", path / "processor") if (path / "model").is_dir() else (path, path)
     if not (model_dir / "config.json").is_file() or not (processor_dir / "processor_config.json").is_file():
@@ -133,6 +134,12 @@ def load_vtok_model(path: str | os.PathLike) -> tuple[VTokForConditionalGenerati
             "or one folder with config.json and processor_config.json (model.save_pretrained and "
             "processor.save_pretrained into the same folder)."
         )
+    return model_dir, processor_dir
+
+
+def load_vtok_model(path: str | os.PathLike) -> tuple[VTokForConditionalGeneration, VTokProcessor]:
+    """A trained model and its processor from a checkpoint folder ([`vtok_checkpoint_folders`])."""
+    model_dir, processor_dir = vtok_checkpoint_folders(path)
     return VTokForConditionalGeneration.from_pretrained(model_dir), VTokProcessor.from_pretrained(processor_dir)
 
 
@@ -320,6 +327,7 @@ def qa_compute_metrics(tokenizer, categories: list[str] | None = None):
 __all__ = [
     "MODEL_SIZES",
     "build_vtok_model",
+    "vtok_checkpoint_folders",
     "load_vtok_model",
     "vtok_training_arguments",
     "has_video_tokenizer",

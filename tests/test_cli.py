@@ -97,6 +97,7 @@ def test_tokenize_saves_the_tokens_the_model_computes_from_pixels(bundled, corpu
         (["tokenize", "{corpus}/a.mp4", "--num-frames", "0"], 1, "vtok tokenize: error: `num_frames` must be >= 1, got 0."),
         (["tokenize", "{corpus}/a.mp4", "--model", "{corpus}"], 1, "is not a VTok checkpoint"),
         (["tokenize-corpus", "{corpus}/*.mkv", "--out", "{corpus}/out"], 1, "vtok tokenize-corpus: error: {corpus}/*.mkv: no files found."),
+        (["tokenize-corpus", "{corpus}/a.mp4", "--out", "{corpus}/out", "--model", "{corpus}"], 1, "is not a VTok checkpoint"),
         (["ask", "{corpus}/a.mp4"], 2, "vtok ask: error: the following arguments are required: question"),
         (["generate", "a red circle"], 2, "vtok generate: error: the following arguments are required: -o/--out"),
         (["frobnicate"], 2, "vtok: error: argument {tokenize,tokenize-corpus,ask,generate}: invalid choice: 'frobnicate'"),

@@ -185,12 +185,14 @@ def run(args) -> None:
         raise ValueError(f"--num-proc {args.num_proc} forks CPU workers; on {device} run one process per GPU with `accelerate launch` instead.")
     files = find_videos(args.source)
     model_dir = str(model_folder(args.model).resolve())
+    from transformers import AutoConfig
+
+    from modeling_vtok.training_vtok import vtok_checkpoint_folders
+
+    config = AutoConfig.from_pretrained(vtok_checkpoint_folders(model_dir)[0])  # the token width, before any worker loads the model
     out = Path(args.out)
     (out / "data").mkdir(parents=True, exist_ok=True)
     (out / "skipped").mkdir(exist_ok=True)
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(Path(model_dir) / "model" if (Path(model_dir) / "model").is_dir() else model_dir)
     settings = {"model": model_dir, "num_frames": args.num_frames, "fps": args.fps}
     if rank == 0:
         check_settings(out, settings)
