@@ -11,16 +11,17 @@ batch 1, one video plus a 16-token question. For each frame count T every arm is
   `residual_image_size` at lower resolutions (the key frame's tokens stay at 224 px).
 
 Method. Each arm lives in its own worker process (so one arm's memory never counts in another's),
-and the main process asks the workers in turn, T by T (arms interleaved, so a load change on the
-machine hits all arms alike); every ratio compares numbers from the same run. Peak memory is the
-process's peak resident set (VmHWM, reset before the forward) minus its resident set just before
-(model and input frames already resident). With `--repeats` each T is measured that many times
-per arm, arms alternating, and the fastest forward is kept.
+forked from one server process that imported the library once; the main process asks the workers
+in turn, T by T (arms interleaved, so a load change on the machine hits all arms alike); every
+ratio compares numbers from the same run. Peak memory is the process's peak resident set (VmHWM,
+reset before the forward) minus its resident set just before (model and input frames already
+resident). With `--repeats` each T is measured that many times per arm, arms alternating, and the
+fastest forward is kept.
 Where the machine's time does not allow all layers, the encoder and the LLM are built with fewer
 layers (`--vision-layers`, `--text-layers`): per-layer times are measured with hooks on every
 layer and scaled to the full depth (12 and 24), the KV cache is scaled per layer, and the JSON
-says so. The weights' size is counted on a full-size model built on the meta device. The token
-counts that LLaVA-NeXT-Video's and Qwen2.5-VL's own transformers processors give for the same
+says so. Each worker counts its arm's weights on a full-size model built on the meta device. The
+token counts that LLaVA-NeXT-Video's and Qwen2.5-VL's own transformers processors give for the same
 video are added (processors built offline from their default configs and a local tokenizer).
 
     python benchmarks/efficiency.py              # full size, results/efficiency.json and .png
@@ -152,10 +153,12 @@ def transformer_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
 
 
 def serve(shapes: Shapes, overrides: dict, connection) -> None:
-    """Worker process: builds one arm's model, then measures one forward per frame count it is sent."""
+    """Worker process: sends the full-size weights' bytes, builds one arm's model, then measures one
+    forward per frame count it is sent."""
     torch.manual_seed(0)  # same weights in every arm: only the tokenization differs
     from modeling_vtok import VTokForConditionalGeneration
 
+    connection.send(full_weight_bytes(shapes, overrides))
     config = build_config(shapes, overrides, shapes.vision_layers, shapes.text_layers, shapes.vocab_size)
     model = VTokForConditionalGeneration(config).eval()
     timer = ModuleTimer()
@@ -253,8 +256,11 @@ def upstream_processor_token_counts(frames: list[int], image_size: int) -> dict[
 
 
 def start_workers(shapes: Shapes) -> dict:
-    """One process per arm, each building its model (they import and build while the main process works)."""
-    context = multiprocessing.get_context("spawn")
+    """One process per arm, each building its model while the main process works. They fork from a
+    server process that imports the library once (not each anew, as "spawn" would) and hold nothing of
+    the main process (as "fork" would)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["modeling_vtok"])
     workers = {}
     for name, overrides in arm_overrides(shapes).items():
         parent, child = context.Pipe()
@@ -325,8 +331,8 @@ def main(argv=None):
                     "torch_threads": torch.get_num_threads(), "note": args.note},
         "shapes": asdict(shapes),
         "scaled_to_full_depth": shapes.vision_layers != shapes.full_vision_layers or shapes.text_layers != shapes.full_text_layers,
-        "weights_bytes_full_size": {name: full_weight_bytes(shapes, overrides) for name, overrides in arm_overrides(shapes).items()},
         "upstream_processor_video_tokens": upstream_processor_token_counts(shapes.frames, shapes.image_size),
+        "weights_bytes_full_size": {name: connection.recv() for name, (_, connection) in workers.items()},
     }
     args.output_dir.mkdir(parents=True, exist_ok=True)
     for results in measure(shapes, workers, args.repeats):  # the report is rewritten after each T: a cut run keeps what it measured

@@ -17,7 +17,7 @@ difference to VTok. Generation: the decoder stage of `examples/train.py` on each
 (only "vtok": the pipeline refuses "frames" models, which have no tokens to write), then every test and
 held-out text-to-video prompt through the pipeline, scored by the model-free judge (`vtok_shapes.judge`).
 
-    python benchmarks/tv_align_shapes.py --quick            # about a minute, what the test runs
+    python benchmarks/tv_align_shapes.py --quick            # every arm and stage at tiny sizes: what the test runs
     nice -n 10 python benchmarks/tv_align_shapes.py --steps 1500 --decoder-steps 300 --num-questions 700 \
         > runs/tv_align.log 2>&1 &                            # the published run (docs/benchmarks.md)
 """
@@ -63,8 +63,10 @@ ARMS = {
     "frames_all": {"video_tokenization": "frames", "num_frames": CLIP_FRAMES},
     "frames_budget": {"video_tokenization": "frames", "num_frames": 2},
 }
-QUICK = dict(size="tiny", steps=6, decoder_steps=3, num_train_samples=32, generation_repeats=1, batch_size=8,
-             num_questions=14, num_prompts=4, num_inference_steps=2, seeds=[0], bootstrap=200)  # fmt: skip
+# Every arm and stage of the benchmark at the smallest sizes that still run it (what the test runs): one
+# question per category, two prompts per split, a logged loss after two steps.
+QUICK = dict(size="tiny", steps=2, decoder_steps=1, num_train_samples=7, generation_repeats=1, batch_size=4, logging_steps=2,
+             num_questions=7, num_prompts=2, num_inference_steps=1, seeds=[0], bootstrap=100)  # fmt: skip
 
 
 def load_train_script():
@@ -285,7 +287,6 @@ def parse_args(argv=None):
     if args.quick:
         for name, value in QUICK.items():
             setattr(args, name, value)
-        args.logging_steps = 4
     for name in ("steps", "decoder_steps", "num_train_samples", "batch_size", "num_questions", "num_inference_steps", "bootstrap"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -332,11 +333,12 @@ def main(argv=None):
             info["seeds"].append({"seed": seed, **run})
             print(f"   {run}", flush=True)
             results = write_results(args, argv, arms, hits, questions, verdicts)  # after every arm: a cut-off run keeps what finished
+    plot(results, Path(args.output).with_suffix(".png"))  # (--combine on a cut-off run's JSON draws its PNG)
     return results
 
 
 def write_results(args, argv, arms: dict, hits: dict, questions: dict, verdicts: dict) -> dict:
-    """The JSON (and PNG) of every arm and seed trained so far."""
+    """The JSON of every arm and seed trained so far."""
     done = {split: {arm: per_seed for arm, per_seed in by_arm.items() if per_seed} for split, by_arm in hits.items()}
     results = {
         "benchmark": "VTok-Shapes TV-Align-style accuracy and text-to-video alignment (issue 13)",
@@ -360,8 +362,7 @@ def write_results(args, argv, arms: dict, hits: dict, questions: dict, verdicts:
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=1))
-    plot(results, output.with_suffix(".png"))
-    print(f"wrote {output} and {output.with_suffix('.png')}", flush=True)
+    print(f"wrote {output}", flush=True)
     return results
 
 
