@@ -22,7 +22,7 @@ from transformers.utils import logging, torch_compilable_check
 from processing_vtok.text_tokenizer import VIDEO_END_TOKEN, VIDEO_START_TOKEN, VIDEO_TOKEN, add_video_tokens
 
 from .configuration_vtok import VTokConfig
-from .remote_code import code_reference, save_code_files
+from .remote_code import code_reference, pop_hub_arguments, save_code_files
 from .tokenizer_vtok import VTokTokenizerOutput, VTokVideoTokenizer, sinusoidal_embedding
 
 logger = logging.get_logger(__name__)
@@ -98,10 +98,11 @@ class VTokPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_attention_backend = True
 
-    def save_pretrained(self, save_directory, is_main_process: bool = True, **kwargs):
+    def save_pretrained(self, save_directory, is_main_process: bool = True, push_to_hub: bool = False, **kwargs):
         """Like [`PreTrainedModel.save_pretrained`], and also writes the code files and the config's
         `auto_map`, so that the folder loads with `trust_remote_code=True` where the vtok package is not
-        installed (`remote_code.py` says how)."""
+        installed (`remote_code.py` says how). `push_to_hub=True` uploads them too ([`pop_hub_arguments`] says how)."""
+        hub_arguments = pop_hub_arguments(self, save_directory, kwargs) if push_to_hub else None
         self.config.auto_map = {
             "AutoConfig": code_reference(VTokConfig),
             "AutoModel": code_reference(VTokModel),
@@ -110,6 +111,8 @@ class VTokPreTrainedModel(PreTrainedModel):
         super().save_pretrained(save_directory, is_main_process=is_main_process, **kwargs)
         if is_main_process:
             save_code_files(save_directory, VTokForConditionalGeneration)
+            if push_to_hub:
+                self.push_to_hub(**hub_arguments)
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -392,6 +395,14 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
 
     def get_video_features(self, pixel_values_videos=None, video_lengths=None, video_embeds=None):
         return self.model.get_video_features(pixel_values_videos, video_lengths, video_embeds)
+
+    def prepare_inputs_for_generation(self, *args, is_first_iteration: bool | None = False, **kwargs):
+        """Upstream's, with the videos' stored VTok tokens (`video_embeds`) given to the prefill only, as upstream
+        does with `pixel_values_videos`: later steps feed one new token and read the videos from the KV cache."""
+        model_inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
+        if not is_first_iteration and kwargs.get("use_cache", True):
+            model_inputs.pop("video_embeds", None)
+        return model_inputs
 
     def visual_loss(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """L_visLM between predicted and true VTok tokens `(num_tokens, token_dim)`; form set by `visual_loss_type`."""

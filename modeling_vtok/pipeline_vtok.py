@@ -24,7 +24,7 @@ from diffusers.video_processor import VideoProcessor
 
 from .import_utils import require
 from .lora_loader_vtok import VTokLoraLoaderMixin
-from .remote_code import save_pipeline_code, with_installed_code
+from .remote_code import pop_hub_arguments, save_pipeline_code, with_installed_code
 
 
 logger = logging.get_logger(__name__)
@@ -97,21 +97,25 @@ class VTokTextToVideoPipeline(DiffusionPipeline, VTokLoraLoaderMixin):
         self.vae_scale_factor_spatial = vae.config.scale_factor_spatial if vae is not None else 1
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
 
-    def save_pretrained(self, save_directory, **kwargs):
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
         """Like [`DiffusionPipeline.save_pretrained`], and also writes the code files, so that
         `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)` loads the folder, with or without
-        the vtok package installed (`remote_code.py` says how). Refuses while LoRA adapters are loaded: transformers
-        would then write only the model's adapter, not its weights."""
+        the vtok package installed (`remote_code.py` says how); `push_to_hub=True` uploads them too
+        ([`pop_hub_arguments`] says how). Refuses while LoRA adapters are loaded: transformers would then write
+        only the model's adapter, not its weights."""
         if self.get_list_adapters():
             raise ValueError(
                 f"The model holds LoRA adapters {self.get_list_adapters()['model']}: saving now would write only the "
                 "adapter in place of the model's weights. Call pipe.unload_lora_weights() first (the adapter folder "
                 "you loaded keeps the adapter)."
             )
+        hub_arguments = pop_hub_arguments(self, save_directory, kwargs) if push_to_hub else None
         super().save_pretrained(save_directory, **kwargs)
         save_pipeline_code(
             save_directory, type(self), {name: type(c) for name, c in self.components.items() if c is not None}
         )
+        if push_to_hub:
+            self.push_to_hub(**hub_arguments)
 
     @classmethod
     def load_config(cls, *args, **kwargs):

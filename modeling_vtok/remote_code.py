@@ -13,9 +13,13 @@ A pipeline folder follows diffusers' custom-pipeline layout: `model_index.json` 
 class in `_class_name` (`["vtok_pipeline", "VTokTextToVideoPipeline"]`) and each custom component as
 `[file, class]`, with `file.py` in the component's folder. diffusers 0.42 copies only the files a module
 imports directly (`get_cached_module_file`), so the generated entry file imports every code file.
+
+Uploads: `push_to_hub(repo)` saves through our `save_pretrained` into a temporary folder and uploads it, so the
+code files go too. `save_pretrained(folder, push_to_hub=True)` needs [`pop_hub_arguments`].
 """
 
 import importlib
+import inspect
 import json
 import os
 import re
@@ -69,6 +73,25 @@ def save_code_files(save_directory: str | os.PathLike, *classes: type) -> list[P
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+# Keywords of `save_pretrained` that `push_to_hub` takes as well and that shape the files saved: both saves get them.
+_SAVING_KEYWORDS = ("max_shard_size", "safe_serialization", "variant")
+
+
+def pop_hub_arguments(obj, save_directory: str | os.PathLike, kwargs: dict) -> dict:
+    """The keywords for `obj.push_to_hub` in `obj.save_pretrained(save_directory, push_to_hub=True, **kwargs)`:
+    popped from `kwargs` when only the upload reads them (`repo_id`, `commit_message`, `token`, `private`,
+    `create_pr`, ...), copied when they shape the saved files too; `repo_id` defaults to the folder's name, as upstream.
+
+    Upstream's `save_pretrained(push_to_hub=True)` uploads before it returns, so before our code files are
+    written. Our `save_pretrained` therefore saves without pushing, writes the code, then calls
+    `obj.push_to_hub(**these)`, which saves again (code included) into a temporary folder and uploads that."""
+    accepted = inspect.signature(obj.push_to_hub).parameters
+    hub_arguments = {name: kwargs[name] for name in _SAVING_KEYWORDS if name in kwargs and name in accepted}
+    hub_arguments |= {name: kwargs.pop(name) for name in list(kwargs) if name in accepted and name not in _SAVING_KEYWORDS}
+    hub_arguments.setdefault("repo_id", Path(save_directory).name)
+    return hub_arguments
 
 
 PIPELINE_ENTRY = "vtok_pipeline"
@@ -138,6 +161,7 @@ __all__ = [
     "code_reference",
     "code_files",
     "save_code_files",
+    "pop_hub_arguments",
     "save_pipeline_code",
     "with_installed_code",
     "refresh_pipeline_code",
