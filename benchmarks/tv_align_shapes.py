@@ -2,9 +2,9 @@
 tokens per video and training time (issue 13; docs/benchmarks.md, "Accuracy and generation").
 
 Three arms, each a new model trained with the same recipe, data, seed and number of optimizer steps,
-through the library's own pieces (`build_vtok_model`, `vtok_training_arguments`, `VTokTrainer`,
-`VTokDataCollator`, `VTokFeatureStatisticsCallback`, and `examples/train.py`'s training examples and
-decoder stage):
+through the library's own pieces, as `examples/train.py` trains (`build_vtok_model`, `vtok_training_arguments`,
+`VTokTrainer`, `VTokDataCollator`, `VTokFeatureStatisticsCallback`, VTok-Shapes' `training_examples`, and
+the decoder stage's `VTokDecoderTrainingModule`):
 
 - `vtok`: the key frame's S spatial tokens + one residual token per later frame (S + T - 1);
 - `frames_all`: every one of the T frames with S tokens (S x T);
@@ -23,14 +23,12 @@ held-out text-to-video prompt through the pipeline, scored by the model-free jud
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -43,14 +41,17 @@ from modeling_vtok import VTokTextToVideoPipeline, VTokVideoDecoder
 from modeling_vtok.trainer_vtok import VTokTrainer
 from modeling_vtok.training_vtok import (
     MODEL_SIZES,
+    VTokDecoderTrainingModule,
     VTokFeatureStatisticsCallback,
     answer_questions,
     build_vtok_model,
+    example_texts,
     qa_accuracy,
+    video_only_collator,
     vtok_training_arguments,
 )
 from processing_vtok import VTokDataCollator
-from vtok_shapes.dataset import CATEGORIES, load_vtok_shapes, text_to_video_clips
+from vtok_shapes.dataset import CATEGORIES, load_vtok_shapes, text_to_video_clips, training_examples
 from vtok_shapes.judge import judge_generated_clip
 from modeling_vtok.metrics_vtok import normalize_answer
 
@@ -69,14 +70,6 @@ QUICK = dict(size="tiny", steps=2, decoder_steps=1, num_train_samples=7, generat
              num_questions=7, num_prompts=2, num_inference_steps=1, seeds=[0], bootstrap=100)  # fmt: skip
 
 
-def load_train_script():
-    """`examples/train.py` as a module: its training examples and decoder stage are the recipe reused here."""
-    spec = importlib.util.spec_from_file_location("vtok_train_example", REPO / "examples" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def bootstrap_interval(values: np.ndarray, num_resamples: int, seed: int = 0) -> list[float]:
     """95% percentile interval of the mean of `values` (axis 0: questions, resampled with replacement;
     further axes, e.g. seeds, are averaged within each resample)."""
@@ -92,7 +85,7 @@ def measured_video_tokens(collator: VTokDataCollator, example: dict) -> int:
     return int((inputs["input_ids"] == collator.processor.tokenizer.convert_tokens_to_ids(collator.processor.video_token)).sum())
 
 
-def train_arm(arm: str, seed: int, args, train_script, texts, examples, output_dir: Path) -> dict:
+def train_arm(arm: str, seed: int, args, texts, examples, output_dir: Path) -> dict:
     """Trains one arm (and its decoder when it can render); returns the models, token counts and times."""
     torch.manual_seed(seed)
     started = time.perf_counter()
@@ -121,11 +114,11 @@ def train_arm(arm: str, seed: int, args, train_script, texts, examples, output_d
         started = time.perf_counter()
         decoder = VTokVideoDecoder.from_model_config(model.config, sample_size=32, **MODEL_SIZES[args.size]["decoder"])
         decoder_trainer = Trainer(
-            model=train_script.DecoderTrainingModule(decoder, model),
+            model=VTokDecoderTrainingModule(decoder, model),
             args=vtok_training_arguments(output_dir / "trainer_decoder", args.decoder_steps, per_device_train_batch_size=args.batch_size,
                                          learning_rate=args.decoder_learning_rate, logging_steps=args.logging_steps, seed=seed),  # fmt: skip
             train_dataset=examples,
-            data_collator=train_script.video_only_collator(processor),
+            data_collator=video_only_collator(processor),
         )
         decoder_trainer.train()
         result["decoder"] = decoder.eval()
@@ -298,10 +291,9 @@ def main(argv=None):
     if args.combine:
         return combine(args.combine, Path(args.output))
     logging.set_verbosity_warning()
-    train_script = load_train_script()
     train = load_vtok_shapes("train", num_samples=args.num_train_samples, num_frames=CLIP_FRAMES)
-    examples = train_script.training_examples(train, CLIP_FRAMES, SimpleNamespace(generation_repeats=args.generation_repeats, image_size=32))
-    texts = train_script.example_texts(train)
+    examples = training_examples(train, CLIP_FRAMES, image_size=32, generation_repeats=args.generation_repeats)
+    texts = example_texts(train)
     splits = {split: load_vtok_shapes(split, num_samples=args.num_questions, num_frames=CLIP_FRAMES) for split in ("test", "heldout")}
     questions = {split: [data[i] for i in range(len(data))] for split, data in splits.items()}
     prompts = {split: list(text_to_video_clips(split, num_frames=CLIP_FRAMES).with_format(None))[: args.num_prompts]
@@ -311,7 +303,7 @@ def main(argv=None):
     for seed in args.seeds:
         for arm in args.arms:
             print(f"== seed {seed}, arm {arm}", flush=True)
-            trained = train_arm(arm, seed, args, train_script, texts, examples, Path(args.work_dir) / f"{arm}_seed{seed}")
+            trained = train_arm(arm, seed, args, texts, examples, Path(args.work_dir) / f"{arm}_seed{seed}")
             tokens = measured_video_tokens(trained["collator"], questions["test"][0])
             info = arms.setdefault(arm, {**ARMS[arm], "tokens_per_video": tokens,
                                          "tokens_per_video_from_layout": trained["processor"].num_video_tokens(ARMS[arm]["num_frames"]),

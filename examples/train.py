@@ -10,7 +10,8 @@ The result is a folder with `model/` and `processor/` (loadable by `AutoModelFor
 
 Data: `--train-file` / `--eval-file` take a JSON or JSONL file in the LLaVA-Video instruction format, or
 a `datasets` folder (`processing_vtok.instruction_data`, docs/your_own_data.md); without them the model
-trains on VTok-Shapes. The reusable parts are library calls (`modeling_vtok.training_vtok`).
+trains on VTok-Shapes. The reusable parts are library calls (`modeling_vtok.training_vtok`, and
+`vtok_shapes.dataset.training_examples` for the VTok-Shapes mix).
 
     python examples/train.py --size tiny --steps 20 --decoder-steps 20 --output-dir runs/tiny
     python examples/train.py --train-file data/train.jsonl --eval-file data/test.jsonl \
@@ -25,26 +26,28 @@ import os
 from pathlib import Path
 
 import torch
-from datasets import concatenate_datasets
 from diffusers import FlowMatchEulerDiscreteScheduler
 from safetensors.torch import save_file
 from torch import nn
 from transformers import Trainer
 from transformers.utils import logging
 
-from modeling_vtok import VTokForConditionalGeneration, VTokTextToVideoPipeline, VTokVideoDecoder
+from modeling_vtok import VTokTextToVideoPipeline, VTokVideoDecoder
 from modeling_vtok.trainer_vtok import VTokTrainer
 from modeling_vtok.training_vtok import (
     MODEL_SIZES,
+    VTokDecoderTrainingModule,
     build_vtok_model,
+    example_texts,
     load_vtok_model,
     predicted_token_ids,
     qa_compute_metrics,
+    video_only_collator,
     vtok_training_arguments,
 )
 from processing_vtok.collator import VTokDataCollator
 from processing_vtok.instruction_data import load_instruction_data
-from vtok_shapes.dataset import load_vtok_shapes, render_videos, text_to_video_clips
+from vtok_shapes.dataset import load_vtok_shapes, training_examples
 
 logger = logging.get_logger("vtok.train")
 
@@ -125,50 +128,6 @@ def load_checkpoint(args):
     return model, processor
 
 
-def example_texts(dataset) -> list[str]:
-    """The words of the examples (captions, questions, answers, earlier turns), for a new text tokenizer."""
-    texts = []
-    for column in ("caption", "question", "answer"):
-        if column in dataset.column_names:
-            texts += dataset[column]
-    if "context" in dataset.column_names:
-        texts += [turn for context in dataset["context"] for turn in context]
-    return texts
-
-
-def training_examples(dataset, num_frames: int, args):
-    """Every VTok-Shapes clip's question (understanding) and the canonical text-to-video clips
-    (generation, `text_to_video_clips`), each repeated `args.generation_repeats` times."""
-    understanding = dataset.add_column("task", ["understanding"] * len(dataset))
-    generation = text_to_video_clips("train", num_frames=num_frames, image_size=args.image_size)
-    generation = generation.add_column("task", ["generation"] * len(generation))
-    examples = concatenate_datasets([understanding] + [generation] * args.generation_repeats).shuffle(seed=0)
-    return examples.with_transform(render_videos)
-
-
-class DecoderTrainingModule(nn.Module):
-    """Trainer-facing wrapper: frozen VTok tokens in, the decoder's flow-matching loss out."""
-
-    def __init__(self, decoder: VTokVideoDecoder, vtok_model: VTokForConditionalGeneration):
-        super().__init__()
-        self.decoder = decoder
-        self.vtok_model = vtok_model.requires_grad_(False).eval()
-
-    def forward(self, pixel_values_videos, video_lengths=None, **unused):
-        if video_lengths is not None and not (video_lengths == pixel_values_videos.shape[1]).all():
-            raise ValueError(f"The decoder trains on clips of one length; got video_lengths={video_lengths.tolist()}.")
-        with torch.no_grad():
-            vtok = self.vtok_model.model.get_vtok_tokens(pixel_values_videos, video_lengths)
-        return {"loss": self.decoder.training_loss(pixel_values_videos.transpose(1, 2), vtok.tokens)}
-
-
-def video_only_collator(processor):
-    def collate(examples):
-        return processor.video_processor(videos=[example["video"] for example in examples], return_tensors="pt")
-
-    return collate
-
-
 def check_engine(trainer: Trainer, stage: str) -> None:
     """Says when the `accelerate launch` config asked for an engine this run does not use, and stops a sharded
     run (FSDP, DeepSpeed) that would train the decoder: only the VTok stage is written for sharded weights."""
@@ -214,7 +173,7 @@ def main(argv=None):
         train = load_vtok_shapes("train", num_samples=args.num_train_samples, num_frames=num_frames, image_size=args.image_size)
         if args.max_shapes is not None:
             train = train.filter(lambda n: n <= args.max_shapes, input_columns="num_shapes")
-        examples = training_examples(train, num_frames, args)
+        examples = training_examples(train, num_frames, image_size=args.image_size, generation_repeats=args.generation_repeats)
     if model is None:
         layout = {name: getattr(args, name) for name in LAYOUT_OPTIONS if getattr(args, name) is not None}
         model, processor = build_vtok_model(
@@ -255,7 +214,7 @@ def main(argv=None):
     if args.stage in ("decoder", "all"):
         decoder = VTokVideoDecoder.from_model_config(model.config, sample_size=args.image_size, **MODEL_SIZES[args.size]["decoder"])
         trainer = Trainer(
-            model=DecoderTrainingModule(decoder, model),
+            model=VTokDecoderTrainingModule(decoder, model),
             args=vtok_training_arguments(output_dir / "trainer_decoder", args.decoder_steps, learning_rate=args.decoder_learning_rate,
                                          **schedule),  # fmt: skip
             train_dataset=examples,

@@ -1,6 +1,7 @@
 """The VTok training recipe as library calls: a new model and its processor, an existing checkpoint, the
-`TrainingArguments` VTok needs, the feature statistics a fresh encoder needs, and question-answering
-accuracy (by generation, and as a `compute_metrics` for `Trainer`).
+`TrainingArguments` VTok needs, the feature statistics a fresh encoder needs, the decoder stage's
+module and collator, and question-answering accuracy (by generation, and as a `compute_metrics` for
+`Trainer`).
 
 `examples/train.py` and `examples/evaluate_qa.py` are these calls plus argument parsing, so a script of
 your own trains the same way on your data (docs/your_own_data.md):
@@ -19,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from torch import nn
 from transformers import EvalPrediction, TrainerCallback, TrainingArguments
 from transformers.utils import logging
 
 from processing_vtok import VTokDataCollator, VTokProcessor, VTokVideoProcessor, train_text_tokenizer
 
 from .configuration_vtok import VTokConfig
+from .decoder_vtok import VTokVideoDecoder
 from .import_utils import require
 from .modeling_vtok import VTokForConditionalGeneration
 from .tokenizer_vtok import VTokVideoTokenizer
@@ -110,6 +113,18 @@ def build_vtok_model(
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, processor
+
+
+def example_texts(dataset) -> list[str]:
+    """The words of a dataset's examples (captions, questions, answers, earlier turns): the `texts` of
+    [`build_vtok_model`]'s new text tokenizer."""
+    texts = []
+    for column in ("caption", "question", "answer"):
+        if column in dataset.column_names:
+            texts += dataset[column]
+    if "context" in dataset.column_names:
+        texts += [turn for context in dataset["context"] for turn in context]
+    return texts
 
 
 def sincos_position_embeddings(grid: int, dim: int) -> torch.Tensor:
@@ -248,6 +263,35 @@ class VTokFeatureStatisticsCallback(TrainerCallback):
         warn_if_identity_feature_statistics(model)
 
 
+# -- decoder stage ------------------------------------------------------------------------------------
+
+
+class VTokDecoderTrainingModule(nn.Module):
+    """`Trainer`-facing wrapper of the decoder stage: frozen VTok tokens in, the decoder's flow-matching
+    loss out. Train it with a plain `Trainer` and [`video_only_collator`]."""
+
+    def __init__(self, decoder: VTokVideoDecoder, vtok_model: VTokForConditionalGeneration):
+        super().__init__()
+        self.decoder = decoder
+        self.vtok_model = vtok_model.requires_grad_(False).eval()
+
+    def forward(self, pixel_values_videos, video_lengths=None, **unused):
+        if video_lengths is not None and not (video_lengths == pixel_values_videos.shape[1]).all():
+            raise ValueError(f"The decoder trains on clips of one length; got video_lengths={video_lengths.tolist()}.")
+        with torch.no_grad():
+            vtok = self.vtok_model.model.get_vtok_tokens(pixel_values_videos, video_lengths)
+        return {"loss": self.decoder.training_loss(pixel_values_videos.transpose(1, 2), vtok.tokens)}
+
+
+def video_only_collator(processor: VTokProcessor):
+    """Collator of the decoder stage: the examples' videos through `processor`'s video processor, no text."""
+
+    def collate(examples):
+        return processor.video_processor(videos=[example["video"] for example in examples], return_tensors="pt")
+
+    return collate
+
+
 # -- question answering -------------------------------------------------------------------------------
 
 
@@ -327,6 +371,7 @@ def qa_compute_metrics(tokenizer, categories: list[str] | None = None):
 __all__ = [
     "MODEL_SIZES",
     "build_vtok_model",
+    "example_texts",
     "vtok_checkpoint_folders",
     "load_vtok_model",
     "vtok_training_arguments",
@@ -335,6 +380,8 @@ __all__ = [
     "warn_if_identity_feature_statistics",
     "fit_feature_statistics",
     "VTokFeatureStatisticsCallback",
+    "VTokDecoderTrainingModule",
+    "video_only_collator",
     "answer_token_budget",
     "answer_questions",
     "qa_accuracy",

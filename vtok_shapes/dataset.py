@@ -13,7 +13,7 @@ import numpy as np
 from modeling_vtok.import_utils import require
 
 require("datasets", "The VTok-Shapes dataset")
-from datasets import Dataset, Features, List, Value  # noqa: E402
+from datasets import Dataset, Features, List, Value, concatenate_datasets  # noqa: E402
 
 # Fixed, well separated RGB values: the motion judge (`judge.py`) thresholds on these.
 COLORS = {
@@ -393,6 +393,18 @@ def text_to_video_clips(split: str = "train", num_frames: int = 8, image_size: i
     return dataset
 
 
+def training_examples(dataset: Dataset, num_frames: int = 8, image_size: int = 32, generation_repeats: int = 2) -> Dataset:
+    """The training mix of VTok-Shapes: every clip of `dataset` with its question (`task` `"understanding"`)
+    and the canonical text-to-video clips of the train split ([`text_to_video_clips`], `task`
+    `"generation"`), each repeated `generation_repeats` times (0: understanding only), shuffled with
+    seed 0, videos rendered on access."""
+    understanding = dataset.add_column("task", ["understanding"] * len(dataset))
+    generation = text_to_video_clips("train", num_frames=num_frames, image_size=image_size)
+    generation = generation.add_column("task", ["generation"] * len(generation))
+    examples = concatenate_datasets([understanding] + [generation] * generation_repeats).shuffle(seed=0)
+    return examples.with_transform(render_videos)
+
+
 def generation_subset(dataset: Dataset) -> Dataset:
     """The text-to-video examples: one steadily moving shape whose caption is `make_generation_prompt`."""
     return dataset.filter(
@@ -418,4 +430,5 @@ __all__ = [
     "render_videos",
     "shape_trajectory",
     "text_to_video_clips",
+    "training_examples",
 ]
