@@ -10,6 +10,11 @@ so the video costs S + (T - 1) tokens instead of S * T. With `temporal_stride` s
 residual maps of s consecutive non-key frames are averaged into one token (no frame is skipped).
 The "frames" baseline keeps S spatial tokens of every frame through the same module.
 
+Beyond the paper: the residual may be taken against the previous frame too (`residual_reference`)
+and pooled to a coarse spatial map (`residual_pooling="spatial_map"`), still one token per window;
+long videos may start new key frames every K frames or at scene cuts (`key_frame_refresh`), each
+segment laid out like a short clip (docs/model.md).
+
 Two options cut the vision encoder's cost, which dominates VTok's forward (benchmarks/efficiency.py):
 `residual_image_size` takes the residuals at a lower resolution (a non-key frame only feeds one
 pooled token; the key frame's spatial tokens stay at full resolution), and `vision_chunk_size`
@@ -18,15 +23,19 @@ encodes frames a chunk at a time so memory does not grow with the number of fram
 
 import inspect
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel
 from transformers.activations import ACT2FN
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
 from .configuration_vtok import VTokConfig
+
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -39,12 +48,35 @@ class VTokTokenizerOutput(ModelOutput):
         True on real tokens, False on padding.
     positions (`torch.LongTensor` of shape `(batch_size, max_num_tokens)`):
         Temporal index of each token: 0 for key-frame tokens, j for the j-th residual token
-        (or the frame index in "frames" mode).
+        (or the frame index in "frames" mode); with key-frame refresh one step per key frame and window
+        ([`VTokTokenLayout.temporal_positions`]).
+    key_frames (`list[list[int]]`):
+        The key frames of each video (with `key_frame_refresh="scene_cut"`, where the content changed).
     """
 
     tokens: torch.FloatTensor | None = None
     mask: torch.BoolTensor | None = None
     positions: torch.LongTensor | None = None
+    key_frames: list[list[int]] | None = None
+
+
+class VTokVideoParts(NamedTuple):
+    r"""One video's tokens before standardisation and g_phi ([`VTokVideoTokenizer.unnormalized_parts`]).
+
+    spatial (`torch.FloatTensor` of shape `(num_key_frames * S, dim)`):
+        The spatial tokens of each key frame in order (of every frame in "frames" mode).
+    pooled (`torch.FloatTensor` of shape `(num_residual_tokens, config.pooled_residual_size)`):
+        The pooled residual of each window, segment after segment.
+    key_frames (`list[int]`):
+        The key frames taken, in order (every frame in "frames" mode).
+    distances (`torch.FloatTensor` of shape `(num_frames,)`):
+        Each frame's scene distance to its segment's key frame under `"scene_cut"`; zeros otherwise.
+    """
+
+    spatial: torch.Tensor
+    pooled: torch.Tensor
+    key_frames: list[int]
+    distances: torch.Tensor
 
 
 def sinusoidal_embedding(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -109,6 +141,10 @@ class VTokVideoTokenizer(nn.Module):
         self.residual_mlp = VTokResidualMLP(config)
         if config.freeze_vision_encoder:
             self.vision_tower.requires_grad_(False)
+        if config.key_frame_refresh == "scene_cut":
+            # Fills the slots a video with fewer scene cuts than max_key_frames leaves unused, so the LLM always
+            # reads the processor's fixed count and generate with a KV cache sees what a full forward sees.
+            self.no_refresh_token = nn.Parameter(torch.zeros(config.vision_config.hidden_size))
         # Per-channel statistics that standardise key-frame tokens and pooled residuals; identity
         # until `fit_feature_statistics` measures them. Saved with the weights.
         for kind, size in (("key", config.vision_config.hidden_size), ("residual", config.pooled_residual_size)):
@@ -176,53 +212,111 @@ class VTokVideoTokenizer(nn.Module):
         chunk_size = self.config.vision_chunk_size or num_frames
         return [range(start, min(start + chunk_size, num_frames)) for start in range(0, num_frames, chunk_size)]
 
-    def unnormalized_parts(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One video's frames `(T, C, H, W)` -> its spatial tokens `(S, dim)` (`(T * S, dim)` in "frames"
-        mode) and its pooled residuals `(N, config.pooled_residual_size)` (none in "frames" mode), before
-        standardisation and g_phi. Each non-key frame's residual map is taken against each of
-        `config.residual_references` (the key frame, the frame before it), a window's maps are averaged
-        and then pooled.
+    def key_frame_tokens(self, frames: torch.Tensor, index: int, residual_features: torch.Tensor) -> torch.Tensor:
+        """The spatial tokens `(S, dim)` of key frame `index`, from its features at the residual resolution
+        `(grid, grid, dim)` where that is the full one; else encoded again at full resolution."""
+        if self.config.residual_image_size in (None, frames.shape[-1]):
+            return self.spatial_tokens(residual_features[None])[0]
+        return self.spatial_tokens(self.encode_frames(frames[index : index + 1]))[0]
+
+    @staticmethod
+    def scene_distance(features: torch.Tensor, key_features: torch.Tensor) -> torch.Tensor:
+        """1 - the mean over patches of the cosine similarity of two frames' patch features `(grid, grid, dim)`.
+
+        0 for the same content, about 1 for unrelated content (2 at most). Cosine, not a Euclidean
+        distance, so that the threshold does not depend on the encoder's feature scale; per patch, then
+        averaged, so that a small moving object changes it little and a new scene everywhere a lot."""
+        return 1 - F.cosine_similarity(features.float(), key_features.float(), dim=-1).mean()
+
+    def unnormalized_parts(self, frames: torch.Tensor) -> VTokVideoParts:
+        """One video's frames `(T, C, H, W)` -> its [`VTokVideoParts`]: the spatial tokens of its key frames and
+        its pooled residuals, before standardisation and g_phi. Each non-key frame's residual map is taken
+        against each of `config.residual_references` (its segment's key frame, the frame before it), a
+        window's maps are averaged and then pooled.
 
         The encoder sees `vision_chunk_size` frames per call and each chunk is reduced to its tokens
-        at once, so only one chunk's features (plus the key frame's and one open stride window) are
-        held, however long the video. The tokens equal those of encoding every frame in one call.
+        at once, so only one chunk's features (plus the current key frame's, the previous frame's and one
+        open stride window) are held, however long the video. The tokens equal those of encoding every
+        frame in one call. Key-frame refresh streams too: a frame starts a new segment when the policy
+        says so (`"interval"`) or when its [`scene_distance`] to the current key frame exceeds
+        `scene_cut_threshold` (`"scene_cut"`, while fewer than `max_key_frames` key frames were taken).
         """
-        if self.config.video_tokenization == "frames":
-            spatial = torch.cat([self.spatial_tokens(self.encode_frames(frames[chunk])).flatten(0, 1) for chunk in self.chunks(len(frames))])
-            return spatial, spatial.new_zeros(0, self.config.pooled_residual_size)
-        layout = self.config.token_layout
-        key_index = layout.key_frame_index
-        chunks = self.chunks(len(frames))
+        config, num_frames = self.config, len(frames)
+        distances = frames.new_zeros(num_frames, dtype=torch.float32)
+        if config.video_tokenization == "frames":
+            spatial = torch.cat([self.spatial_tokens(self.encode_frames(frames[chunk])).flatten(0, 1) for chunk in self.chunks(num_frames)])
+            return VTokVideoParts(spatial, spatial.new_zeros(0, config.pooled_residual_size), list(range(num_frames)), distances)
+        layout = config.token_layout
+        planned = layout.key_frames(num_frames)  # None: scene cuts, found below
+        first_key = layout.key_frame_index
+        chunks = self.chunks(num_frames)
         # The key frame's features come from the same encoder call as its chunk's frames, so a frame
         # identical to the key frame gives a residual of exactly zero.
-        key_chunk = next(chunk for chunk in chunks if key_index in chunk)
+        key_chunk = next(chunk for chunk in chunks if first_key in chunk)
         key_chunk_features = self.encode_frames(self.residual_resolution(frames[key_chunk]))
-        key_features = key_chunk_features[key_index - key_chunk.start]
-        if self.config.residual_image_size in (None, frames.shape[-1]):
-            spatial = self.spatial_tokens(key_features[None])[0]
-        else:  # the key frame's spatial tokens stay at full resolution
-            spatial = self.spatial_tokens(self.encode_frames(frames[key_index : key_index + 1]))[0]
+        key_features = key_chunk_features[first_key - key_chunk.start]
+        key_frames, spatial = [first_key], [self.key_frame_tokens(frames, first_key, key_features)]
 
-        # Python ints, not a tensor's `.tolist()`: the loop below is unrolled under torch.compile without a graph break
-        last_frames_of_windows = {window[-1] for window in layout.residual_windows(len(frames))}
-        references = self.config.residual_references
+        stride, references = layout.temporal_stride, config.residual_references
         previous_features = key_features  # frame 0, when it is not the key frame, has no frame before it
-        pooled, open_window = [], []
+        pooled, open_window, finished = [], [], []
         for chunk in chunks:
             features = key_chunk_features if chunk == key_chunk else self.encode_frames(self.residual_resolution(frames[chunk]))
-            finished = []
             for frame, frame_features in zip(chunk, features):
-                if frame != key_index:
+                if frame == first_key:
+                    previous_features = frame_features
+                    continue
+                if planned is not None:
+                    new_segment = frame in planned
+                else:
+                    distances[frame] = self.scene_distance(frame_features, key_features)
+                    new_segment = bool(distances[frame] > config.scene_cut_threshold)
+                    if new_segment and len(key_frames) == config.max_key_frames:
+                        logger.warning_once(
+                            f"A video has more scene cuts than max_key_frames={config.max_key_frames} allows; the "
+                            "frames after the last key frame stay residuals of its segment."
+                        )
+                        new_segment = False
+                if new_segment:  # the open window ends with its segment
+                    if open_window:
+                        finished.append(torch.stack(open_window).mean(dim=0))
+                        open_window = []
+                    key_features = frame_features
+                    key_frames.append(frame)
+                    spatial.append(self.key_frame_tokens(frames, frame, frame_features))
+                else:
                     reference_features = {"key_frame": key_features, "previous_frame": previous_features}
                     # (references, grid, grid, dim): the frame's residual map against each reference
                     open_window.append(torch.stack([frame_features - reference_features[name] for name in references]))
-                    if frame in last_frames_of_windows:
+                    if len(open_window) == stride:
                         finished.append(torch.stack(open_window).mean(dim=0))  # a window's residual maps are averaged
                         open_window = []
                 previous_features = frame_features
+            if open_window and chunk.stop == num_frames:  # the video's last window may be shorter
+                finished.append(torch.stack(open_window).mean(dim=0))
             if finished:
                 pooled.append(self.pool(torch.stack(finished)))
-        return spatial, torch.cat(pooled) if pooled else key_features.new_zeros(0, self.config.pooled_residual_size)
+                finished = []
+        pooled = torch.cat(pooled) if pooled else key_features.new_zeros(0, config.pooled_residual_size)
+        assert len(pooled) == len(layout.residual_windows(num_frames, key_frames)), "tokenizer and token layout disagree on windows"
+        return VTokVideoParts(torch.cat(spatial), pooled, key_frames, distances)
+
+    @torch.no_grad()
+    def key_frame_indices(self, frames: torch.Tensor) -> tuple[list[int], torch.Tensor]:
+        r"""The key frames the tokenizer takes for one video, and each frame's scene distance, to calibrate
+        `scene_cut_threshold`.
+
+        frames (`torch.FloatTensor` of shape `(num_frames, channels, height, width)`):
+            One video's frames, as the video processor gives them.
+
+        Returns the key frames (a list of frame indices, the first frame's first) and `(num_frames,)` distances:
+        for `"scene_cut"`, each frame's [`scene_distance`] to the key frame of its segment at the time it was
+        seen (0 for the first key frame; a new key frame shows the distance that made it one); zeros for the
+        fixed policies, which never measure it.
+        """
+        self._check_videos(frames[None], None)
+        parts = self.unnormalized_parts(frames.to(self.key_mean.dtype))
+        return parts.key_frames, parts.distances
 
     def standardize(self, values: torch.Tensor, kind: str) -> torch.Tensor:
         """`(values - mean) / std` with the `kind` ("key" or "residual") statistics."""
@@ -242,8 +336,8 @@ class VTokVideoTokenizer(nn.Module):
         """
         lengths = self._check_videos(pixel_values_videos, video_lengths)
         pixel_values_videos = pixel_values_videos.to(self.key_mean.dtype)
-        spatial, pooled = zip(*(self.unnormalized_parts(video[:length]) for video, length in zip(pixel_values_videos, lengths)))
-        for kind, values in (("key", torch.cat(spatial)), ("residual", torch.cat(pooled))):
+        parts = [self.unnormalized_parts(video[:length]) for video, length in zip(pixel_values_videos, lengths)]
+        for kind, values in (("key", torch.cat([p.spatial for p in parts])), ("residual", torch.cat([p.pooled for p in parts]))):
             if len(values) > 1:
                 getattr(self, f"{kind}_mean").copy_(values.float().mean(dim=0))
                 getattr(self, f"{kind}_std").copy_(values.float().std(dim=0).clamp_min(1e-4))
@@ -278,20 +372,32 @@ class VTokVideoTokenizer(nn.Module):
             True frame count of each video; `None` means every video fills `max_num_frames`.
         """
         lengths = self._check_videos(pixel_values_videos, video_lengths)
-        tokens = []
+        layout = self.config.token_layout
+        tokens, positions, key_frames = [], [], []
         for video, length in zip(pixel_values_videos, lengths):  # padding frames are never encoded
-            spatial, pooled = self.unnormalized_parts(video[:length])
-            spatial = self.standardize(spatial, "key")
-            residual = self.residual_mlp(self.standardize(pooled, "residual"))
-            tokens.append(torch.cat([spatial, residual.to(spatial.dtype)]))  # (S + N, dim) or (T * S, dim)
-
-        positions = [self.config.token_layout.temporal_positions(length) for length in lengths]
+            parts = self.unnormalized_parts(video[:length])
+            spatial = self.standardize(parts.spatial, "key")
+            residual = self.residual_mlp(self.standardize(parts.pooled, "residual")).to(spatial.dtype)
+            if self.config.video_tokenization == "frames":
+                video_tokens = [spatial]  # (T * S, dim)
+            else:  # [S key-frame tokens][the segment's residual tokens], segment after segment
+                video_tokens, num_spatial, done = [], layout.num_key_frame_tokens, 0
+                for segment, (_, windows) in enumerate(layout.segments(length, parts.key_frames)):
+                    video_tokens += [spatial[segment * num_spatial : (segment + 1) * num_spatial], residual[done : done + len(windows)]]
+                    done += len(windows)
+                unused = layout.num_video_tokens(length) - sum(map(len, video_tokens))
+                if unused:  # "scene_cut": fewer key frames than the bound reserves
+                    video_tokens.append(self.no_refresh_token.to(spatial.dtype).expand(unused, -1))
+            tokens.append(torch.cat(video_tokens))
+            positions.append(layout.temporal_positions(length, parts.key_frames if self.config.video_tokenization == "vtok" else None))
+            key_frames.append(parts.key_frames)
         assert [len(t) for t in tokens] == [len(p) for p in positions], "tokenizer and token count formula disagree"
         device = pixel_values_videos.device
         return VTokTokenizerOutput(
             tokens=nn.utils.rnn.pad_sequence(tokens, batch_first=True),
             mask=nn.utils.rnn.pad_sequence([torch.ones(len(p), dtype=torch.bool) for p in positions], batch_first=True).to(device),
             positions=nn.utils.rnn.pad_sequence(positions, batch_first=True).to(device),
+            key_frames=key_frames,
         )
 
 

@@ -108,10 +108,7 @@ class VTokDataCollator:
                 )
             tokens.append(video_tokens)
             lengths.append(num_frames)
-        expanded = []
-        for text, num_frames in zip(texts, lengths):
-            video = processor.video_start_token + processor.video_token * processor.num_video_tokens(num_frames) + processor.video_end_token
-            expanded.append(text.replace(processor.video_token, video))
+        expanded = [text.replace(processor.video_token, processor.video_placeholders(num_frames)) for text, num_frames in zip(texts, lengths)]
         batch = processor.tokenizer(expanded, padding=True, padding_side="left", return_tensors="pt")
         batch["video_embeds"] = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True)  # (num_videos, max_num_tokens, token_dim)
         batch["video_lengths"] = torch.tensor(lengths, dtype=torch.long)

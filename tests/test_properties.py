@@ -1,7 +1,7 @@
-"""Property tests (hypothesis) over frame counts, frame sizes, temporal strides, frame rates and sampling:
-the number of `<video>` placeholders the processor writes (`num_video_tokens`) is always the number of video
-features the model computes and consumes, and the frames chosen by time are sorted, distinct and in range.
-Examples are bounded (`max_examples`) so the file runs in a few seconds."""
+"""Property tests (hypothesis) over frame counts, frame sizes, temporal strides, key-frame refresh, frame
+rates and sampling: the number of `<video>` placeholders the processor writes (`num_video_tokens`) is
+always the number of video features the model computes and consumes, and the frames chosen by time are
+sorted, distinct and in range. Examples are bounded (`max_examples`) so the file runs in a few seconds."""
 
 import functools
 
@@ -28,12 +28,14 @@ def tokenizer():
 
 
 @functools.cache
-def processor_and_model(temporal_stride: int, video_tokenization: str):
-    """One tiny model per layout (built once: hypothesis calls the test many times)."""
+def processor_and_model(temporal_stride: int, video_tokenization: str, refresh: tuple = ()):
+    """One tiny model per layout (built once: hypothesis calls the test many times); `refresh` holds
+    `(name, value)` pairs of the key-frame refresh fields."""
     text_tokenizer = tokenizer()
     config = tiny_vtok_config(
         temporal_stride=temporal_stride,
         video_tokenization=video_tokenization,
+        **dict(refresh),
         text_config={"model_type": "qwen2", "vocab_size": len(text_tokenizer), "hidden_size": 32,
                      "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
                      "num_key_value_heads": 2, "max_position_embeddings": 4096},
@@ -62,11 +64,17 @@ samplings = st.one_of(
     shapes=videos,
     sampling=samplings,
     source_fps=st.floats(1, 60),
-    layout=st.one_of(st.tuples(st.integers(1, 4), st.just("vtok")), st.just((1, "frames"))),  # stride, tokenization
+    layout=st.one_of(  # stride, tokenization, key-frame refresh
+        st.tuples(st.integers(1, 4), st.just("vtok"), st.just(())),
+        st.just((1, "frames", ())),
+        st.tuples(st.integers(1, 3), st.just("vtok"), st.sampled_from([
+            (("key_frame_refresh", "interval"), ("key_frame_interval", 3)),
+            (("key_frame_refresh", "scene_cut"), ("max_key_frames", 2), ("scene_cut_threshold", 0.15)),
+        ])),
+    ),
 )
 def test_placeholders_written_equal_features_the_model_consumes(shapes, sampling, source_fps, layout):
-    temporal_stride, video_tokenization = layout
-    processor, model = processor_and_model(temporal_stride, video_tokenization)
+    processor, model = processor_and_model(*layout)
     rng = np.random.default_rng(len(shapes))
     clips = [rng.integers(0, 256, (frames, height, width, 3), dtype=np.uint8) for frames, height, width in shapes]
     metadata = [VideoMetadata(total_num_frames=len(clip), fps=source_fps) for clip in clips]

@@ -72,7 +72,7 @@ def test_each_option_gives_one_token_per_window_with_the_hand_computed_residual(
     windows = config.token_layout.residual_windows(6)
     assert windows == [[0, 2], [3, 4], [5]]
     with torch.no_grad():
-        _, pooled = tokenizer.unnormalized_parts(video)
+        pooled = tokenizer.unnormalized_parts(video).pooled
         expected = expected_pooled(tokenizer, tokenizer.encode_frames(video), windows, key_index=1)
         out = tokenizer(torch.stack([video, video.flip(0)]))
         for chunk_size in (1, 4):
@@ -91,7 +91,7 @@ def test_residual_image_size_with_a_spatial_map_and_chunks(reference):
     tokenizer = tokenizer_for(residual_reference=reference, residual_pooling="spatial_map", residual_image_size=16)
     video = torch.randn(5, 3, 32, 32)
     with torch.no_grad():
-        _, pooled = tokenizer.unnormalized_parts(video)
+        pooled = tokenizer.unnormalized_parts(video).pooled
         features = tokenizer.encode_frames(tokenizer.residual_resolution(video))
         assert features.shape == (5, 2, 2, 32)
         expected = expected_pooled(tokenizer, features, [[1], [2], [3], [4]], key_index=0)
@@ -109,7 +109,7 @@ def test_previous_frame_window_is_the_motion_across_the_window():
     video = torch.randn(7, 3, 32, 32)  # windows [1, 2, 3], [4, 5, 6]
     with torch.no_grad():
         features = tokenizer.encode_frames(video)
-        _, pooled = tokenizer.unnormalized_parts(video)
+        pooled = tokenizer.unnormalized_parts(video).pooled
     for row, (first, last) in enumerate([(1, 3), (4, 6)]):
         window_map = (features[last] - features[first - 1]) / 3
         expected = F.adaptive_avg_pool2d(window_map.permute(2, 0, 1), 2).permute(1, 2, 0).flatten()
@@ -122,7 +122,7 @@ def test_references_differ_after_the_first_residual_and_both_holds_each():
     for reference in REFERENCES:
         torch.manual_seed(0)  # the same encoder for each
         with torch.no_grad():
-            pooled[reference] = tokenizer_for(residual_reference=reference).unnormalized_parts(video)[1]
+            pooled[reference] = tokenizer_for(residual_reference=reference).unnormalized_parts(video).pooled
     # frame 1's reference is the key frame for every option; later frames differ
     torch.testing.assert_close(pooled["previous_frame"][0], pooled["key_frame"][0], rtol=0, atol=0)
     assert not torch.allclose(pooled["previous_frame"][1:], pooled["key_frame"][1:])
@@ -147,7 +147,7 @@ def test_feature_statistics_have_the_pooled_width():
     tokenizer.fit_feature_statistics(videos)
     assert tokenizer.residual_mean.shape == (2 * 4 * 32,)
     with torch.no_grad():
-        pooled = torch.cat([tokenizer.unnormalized_parts(video)[1] for video in videos])
+        pooled = torch.cat([tokenizer.unnormalized_parts(video).pooled for video in videos])
         standardized = tokenizer.standardize(pooled, "residual")
     torch.testing.assert_close(standardized.mean(dim=0), torch.zeros(2 * 4 * 32), rtol=0, atol=1e-4)
 

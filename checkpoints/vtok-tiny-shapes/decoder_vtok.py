@@ -184,6 +184,12 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
             raise ValueError(
                 f"A decoder renders VTok tokens; the model has video_tokenization={config.video_tokenization!r}."
             )
+        if config.key_frame_refresh != "none":
+            raise ValueError(
+                f"The diffusion decoder renders one key frame's tokens and its residual tokens; the model has "
+                f"key_frame_refresh={config.key_frame_refresh!r} (several segments), which video generation does not "
+                "support. Generate with a model of key_frame_refresh='none'."
+            )
         layout = config.token_layout
         return cls(
             token_dim=config.vision_config.hidden_size,

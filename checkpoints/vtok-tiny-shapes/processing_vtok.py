@@ -2,7 +2,8 @@
 
 Each `<video>` placeholder in the text becomes `<vid_start>` + `<video>` * N + `<vid_end>`, where
 N = `count_video_tokens(T)` for that video's real frame count T (S key-frame tokens + one residual
-token per later frame or stride window). The model computes its features with the same function.
+token per later frame or stride window; per segment with key-frame refresh, the bound for scene cuts).
+The model computes its features with the same function.
 """
 
 from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
@@ -34,6 +35,13 @@ class VTokProcessor(ProcessorMixin):
         Later frames summarised by one residual token (`VTokConfig.temporal_stride`).
     video_tokenization (`str`, *optional*, defaults to `"vtok"`):
         `"vtok"` or the `"frames"` baseline (`VTokConfig.video_tokenization`).
+    key_frame_refresh (`str`, *optional*, defaults to `"none"`):
+        Long videos: `"none"`, `"interval"` or `"scene_cut"` (`VTokConfig.key_frame_refresh`). For
+        `"scene_cut"` a `<video>` expands to the bound, what the most key frames can cost.
+    key_frame_interval (`int`, *optional*):
+        Frames per key frame for `"interval"` (`VTokConfig.key_frame_interval`).
+    max_key_frames (`int`, *optional*):
+        Most key frames for `"scene_cut"` (`VTokConfig.max_key_frames`).
     video_token (`str`, *optional*, defaults to `"<video>"`):
         Placeholder written once per video in the prompt and repeated once per video token.
     video_start_token (`str`, *optional*, defaults to `"<vid_start>"`):
@@ -54,6 +62,9 @@ class VTokProcessor(ProcessorMixin):
         num_key_frame_tokens: int | None = None,
         temporal_stride: int = 1,
         video_tokenization: str = "vtok",
+        key_frame_refresh: str = "none",
+        key_frame_interval: int | None = None,
+        max_key_frames: int | None = None,
         video_token: str = "<video>",
         video_start_token: str = "<vid_start>",
         video_end_token: str = "<vid_end>",
@@ -66,10 +77,13 @@ class VTokProcessor(ProcessorMixin):
             )
         if temporal_stride < 1:
             raise ValueError(f"`temporal_stride` must be >= 1, got {temporal_stride}.")
-        count_video_tokens(1, num_key_frame_tokens, temporal_stride, video_tokenization)  # rejects unknown modes
         self.num_key_frame_tokens = num_key_frame_tokens
         self.temporal_stride = temporal_stride
         self.video_tokenization = video_tokenization
+        self.key_frame_refresh = key_frame_refresh
+        self.key_frame_interval = key_frame_interval
+        self.max_key_frames = max_key_frames
+        self.num_video_tokens(1)  # rejects unknown modes and a refresh policy without its field
         self.video_token = video_token
         self.video_start_token = video_start_token
         self.video_end_token = video_end_token
@@ -99,6 +113,9 @@ class VTokProcessor(ProcessorMixin):
             num_key_frame_tokens=config.num_key_frame_tokens,
             temporal_stride=config.temporal_stride,
             video_tokenization=config.video_tokenization,
+            key_frame_refresh=config.key_frame_refresh,
+            key_frame_interval=config.token_layout.key_frame_interval,
+            max_key_frames=config.token_layout.max_key_frames,
             **kwargs,
         )
         for name in ("video_token_id", "video_start_token_id", "video_end_token_id"):
@@ -132,10 +149,18 @@ class VTokProcessor(ProcessorMixin):
         return cls.from_model_config(config, video_processor, tokenizer, **kwargs)
 
     def num_video_tokens(self, num_frames: int) -> int:
-        """Number of `<video>` placeholders a video of `num_frames` frames costs (start/end tokens excluded)."""
+        """Number of `<video>` placeholders a video of `num_frames` frames costs (start/end tokens excluded);
+        with `key_frame_refresh="scene_cut"` the bound, which the model fills exactly."""
         return count_video_tokens(
-            num_frames, self.num_key_frame_tokens, self.temporal_stride, self.video_tokenization
+            num_frames, self.num_key_frame_tokens, self.temporal_stride, self.video_tokenization,
+            self.key_frame_refresh, self.key_frame_interval, self.max_key_frames,
         )
+
+    def video_placeholders(self, num_frames: int) -> str:
+        """The text one `<video>` becomes for a video of `num_frames` frames: `<vid_start>`, `<video>` x
+        [`num_video_tokens`], `<vid_end>`. The one place placeholders are expanded (the processor and
+        [`VTokDataCollator`] for pre-tokenized videos)."""
+        return self.video_start_token + self.video_token * self.num_video_tokens(num_frames) + self.video_end_token
 
     def text_to_video_prompt(self, caption: str) -> str:
         """The chat text after which the model writes a video: `user: caption`, then the assistant's turn.
@@ -186,10 +211,7 @@ class VTokProcessor(ProcessorMixin):
 
     def _process_videos(self, videos, **kwargs):
         processed = self.video_processor(videos, **kwargs)
-        replacements = [
-            self.video_start_token + self.video_token * self.num_video_tokens(int(length)) + self.video_end_token
-            for length in processed["video_lengths"]
-        ]
+        replacements = [self.video_placeholders(int(length)) for length in processed["video_lengths"]]
         return processed, replacements
 
     def apply_chat_template(self, conversation, chat_template=None, **kwargs):

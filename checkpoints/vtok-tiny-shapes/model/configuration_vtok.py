@@ -9,7 +9,7 @@ from typing import Literal
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .token_layout import VIDEO_TOKENIZATIONS, VTokTokenLayout
+from .token_layout import KEY_FRAME_REFRESHES, VIDEO_TOKENIZATIONS, VTokTokenLayout
 
 
 RESIDUAL_REFERENCES = ("key_frame", "previous_frame", "both")
@@ -85,6 +85,23 @@ class VTokConfig(PreTrainedConfig):
         memory no longer grows with the number of frames; the tokens are the same as without
         chunking. `None` (default): all frames of a video in one call. It can be changed on a
         loaded model (`model.config.vision_chunk_size = 16`).
+    key_frame_refresh (`str`, *optional*, defaults to `"none"`):
+        Long videos: start a new key frame (S spatial tokens, then its own residual tokens) along the
+        video. `"none"`: one key frame. `"interval"`: frames 0, K, 2K, ... (`key_frame_interval` K); the
+        count is exact. `"scene_cut"`: frame 0 and every frame whose `scene_distance` to the current key
+        frame exceeds `scene_cut_threshold`, at most `max_key_frames`; the processor reserves the bound
+        and unused slots hold a learned no-refresh token. Residuals are taken within each segment
+        (against its key frame, or per `residual_reference`). Needs `key_frame_index=0`; the diffusion
+        decoder does not read refreshed layouts (docs/model.md, "Long videos: key-frame refresh").
+    key_frame_interval (`int`, *optional*):
+        Frames per segment for `key_frame_refresh="interval"` (required there, >= 1).
+    scene_cut_threshold (`float`, *optional*, defaults to 0.5):
+        For `"scene_cut"`: a frame starts a new segment when 1 - the mean over patches of the cosine
+        similarity between its patch features and the key frame's (0 same content, ~1 unrelated) is
+        above it. Calibrate it on your encoder with `VTokVideoTokenizer.key_frame_indices`.
+    max_key_frames (`int`, *optional*, defaults to 4):
+        For `"scene_cut"`: the most key frames of a video, which bounds its token count
+        (`num_video_tokens` gives the bound). Later cuts stay residuals, with a warning.
     freeze_vision_encoder (`bool`, *optional*, defaults to `True`):
         Keep F frozen, as in the paper; it then runs without building a graph.
     video_token_id (`int`, *optional*, defaults to 151656):
@@ -136,6 +153,10 @@ class VTokConfig(PreTrainedConfig):
     multimodal_projector_bias: bool = True
     residual_image_size: int | None = None
     vision_chunk_size: int | None = None
+    key_frame_refresh: Literal["none", "interval", "scene_cut"] = "none"
+    key_frame_interval: int | None = None
+    scene_cut_threshold: float = 0.5
+    max_key_frames: int = 4
     freeze_vision_encoder: bool = True
     video_token_id: int = 151656
     video_start_token_id: int = 151652
@@ -156,6 +177,7 @@ class VTokConfig(PreTrainedConfig):
             "video_tokenization": VIDEO_TOKENIZATIONS,
             "residual_reference": RESIDUAL_REFERENCES,
             "residual_pooling": RESIDUAL_POOLINGS,
+            "key_frame_refresh": KEY_FRAME_REFRESHES,
             "temporal_position_embedding": ("sinusoidal", "none"),
             "vision_feature_select_strategy": ("default", "full"),
             "visual_loss_type": ("mse", "cosine", "mse+cosine"),
@@ -180,6 +202,7 @@ class VTokConfig(PreTrainedConfig):
             )
         self.validate_vision_cost_options()
         self.validate_residual_options()
+        self.validate_key_frame_refresh()
         if self.visual_loss_weight < 0:
             raise ValueError(f"visual_loss_weight must be >= 0, got {self.visual_loss_weight}.")
 
@@ -218,6 +241,30 @@ class VTokConfig(PreTrainedConfig):
                 f"are taken on ({grid}x{grid}: (residual_image_size or image_size) // patch_size); choose at most {grid}."
             )
 
+    def validate_key_frame_refresh(self):
+        """`key_frame_refresh` and the fields of its policy."""
+        refresh = self.key_frame_refresh
+        if refresh == "none":
+            return
+        if self.video_tokenization != "vtok":
+            raise ValueError(
+                f"key_frame_refresh={refresh!r} starts new key frames among residual tokens, which video_tokenization="
+                f"{self.video_tokenization!r} does not have; leave key_frame_refresh='none'."
+            )
+        if self.key_frame_index != 0:
+            raise ValueError(
+                f"key_frame_refresh={refresh!r} starts each segment at its key frame, the first at frame 0; got "
+                f"key_frame_index={self.key_frame_index}. Set key_frame_index=0."
+            )
+        if refresh == "interval" and (self.key_frame_interval is None or self.key_frame_interval < 1):
+            raise ValueError(f"key_frame_refresh='interval' needs key_frame_interval >= 1 (frames per segment), got {self.key_frame_interval}.")
+        if refresh == "scene_cut" and self.max_key_frames < 1:
+            raise ValueError(f"max_key_frames must be >= 1, got {self.max_key_frames}.")
+        if refresh == "scene_cut" and not 0 < self.scene_cut_threshold < 2:
+            raise ValueError(
+                f"scene_cut_threshold must be between 0 and 2 (1 - a mean cosine similarity), got {self.scene_cut_threshold}."
+            )
+
     @property
     def patch_grid_size(self) -> int:
         """Side of the vision encoder's square patch grid."""
@@ -248,6 +295,10 @@ class VTokConfig(PreTrainedConfig):
             temporal_stride=self.temporal_stride,
             video_tokenization=self.video_tokenization,
             key_frame_index=self.key_frame_index,
+            key_frame_refresh=self.key_frame_refresh,
+            # only the fields the policy reads, so that layouts without refresh compare equal
+            key_frame_interval=self.key_frame_interval if self.key_frame_refresh == "interval" else None,
+            max_key_frames=self.max_key_frames if self.key_frame_refresh == "scene_cut" else None,
         )
 
     @property
