@@ -8,6 +8,8 @@ from transformers.utils import logging
 logger = logging.get_logger(__name__)
 
 TASKS = ("understanding", "generation")
+# The columns VTokDataCollator reads; none is an argument of the model's `forward`.
+EXAMPLE_COLUMNS = ("video", "video_tokens", "num_frames", "question", "answer", "context", "caption", "task")
 
 
 class VTokDataCollator:
@@ -120,6 +122,13 @@ class VTokDataCollator:
         return self._model_inputs([self.prompt(example) for example in examples], examples)
 
     def __call__(self, examples: list[dict]) -> dict:
+        if not any(column in example for example in examples for column in EXAMPLE_COLUMNS):
+            raise ValueError(
+                f"The examples reached VTokDataCollator without any of its columns ({', '.join(EXAMPLE_COLUMNS)}): they "
+                f"have {sorted(examples[0])}. transformers.Trainer drops the dataset columns that are not arguments of the "
+                "model's `forward` under its default TrainingArguments(remove_unused_columns=True): train with VTokTrainer, "
+                "which keeps them for this collator, or pass remove_unused_columns=False."
+            )
         tokenizer = self.processor.tokenizer
         end_of_turn = tokenizer.eos_token
         texts, answers = [], []

@@ -36,21 +36,7 @@ def arguments(tmp_path, **overrides):
     return TrainingArguments(str(tmp_path), max_steps=1, per_device_train_batch_size=2, report_to="none", use_cpu=True, **overrides)
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "datasets.Dataset",
-        pytest.param(
-            "list",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="Trainer's RemoveColumnsCollator hands VTokDataCollator empty examples, and the collator says only "
-                "\"it has []\"; it needs a check naming remove_unused_columns (processing_vtok/collator.py)",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("kind", ["datasets.Dataset", "list"])
 def test_plain_trainer_with_default_arguments_says_to_keep_the_columns(stack, tmp_path, kind):
     model, processor = stack
     trainer = Trainer(model=model, args=arguments(tmp_path), train_dataset=examples(kind), data_collator=VTokDataCollator(processor))

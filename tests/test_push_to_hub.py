@@ -64,12 +64,6 @@ def saved_files(obj, folder: Path) -> dict[str, bytes]:
 
 # (component, its file that must name the code, the entry there that does)
 COMPONENTS = {"model": ("config.json", "auto_map"), "processor": ("processor_config.json", "auto_map"), "pipeline": ("model_index.json", "_class_name")}
-PROCESSOR_PENDING = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="VTokProcessor.save_pretrained (processing_vtok/processing_vtok.py) passes push_to_hub to upstream, which "
-    "uploads before the code files are written; it needs the model's pattern (remote_code.pop_hub_arguments)",
-)
 
 
 @pytest.mark.parametrize(
@@ -78,7 +72,7 @@ PROCESSOR_PENDING = pytest.mark.xfail(
         ("model", "push_to_hub"),
         ("model", "save_pretrained"),
         ("processor", "push_to_hub"),
-        pytest.param("processor", "save_pretrained", marks=PROCESSOR_PENDING),
+        ("processor", "save_pretrained"),
         ("pipeline", "push_to_hub"),
         ("pipeline", "save_pretrained"),
     ],

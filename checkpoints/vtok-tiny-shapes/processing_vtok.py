@@ -11,7 +11,7 @@ from transformers.processing_utils import ProcessorMixin
 from transformers.utils import logging
 
 from .configuration_vtok import VTokConfig
-from .remote_code import code_reference, save_code_files
+from .remote_code import code_reference, pop_hub_arguments, save_code_files
 from .token_layout import count_video_tokens
 
 from .text_tokenizer import add_video_tokens
@@ -240,11 +240,15 @@ class VTokProcessor(ProcessorMixin):
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
         """Like [`ProcessorMixin.save_pretrained`], and also writes the code files and the `auto_map`
         entries, so that the folder loads with `trust_remote_code=True` where the vtok package is not
-        installed (`modeling_vtok/remote_code.py` says how)."""
+        installed (`modeling_vtok/remote_code.py` says how). `push_to_hub=True` uploads them too
+        ([`pop_hub_arguments`] says why it saves, writes the code, then pushes)."""
+        hub_arguments = pop_hub_arguments(self, save_directory, kwargs) if push_to_hub else None
         self.auto_map = {"AutoProcessor": code_reference(type(self))}
         self.video_processor.auto_map = {"AutoVideoProcessor": code_reference(type(self.video_processor))}
-        saved = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        saved = super().save_pretrained(save_directory, **kwargs)
         save_code_files(save_directory, type(self))
+        if push_to_hub:
+            self.push_to_hub(**hub_arguments)
         return saved
 
 
