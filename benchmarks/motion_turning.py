@@ -12,9 +12,9 @@ accuracy per category (first direction, second direction, colour) with the sprea
 bootstrap interval over questions, LLM tokens per video, encoder patches per video, vision time per
 video and training wall time.
 
-    python benchmarks/motion_turning.py --quick                     # seconds, what the test runs
-    nice -n 10 python benchmarks/motion_turning.py --steps 600 --seeds 0 1 > runs/motion.log 2>&1 &
-    python benchmarks/motion_turning.py --combine runs/a.json runs/b.json   # arms trained in separate runs
+    python benchmarks/motion_turning.py --quick                     # every arm a few steps, what the test runs
+    nice -n 10 python benchmarks/motion_turning.py --seeds 0 1 > runs/motion.log 2>&1 &   # 800 steps per arm and seed
+    python benchmarks/motion_turning.py --combine runs/a.json runs/b.json   # arms or seeds trained in separate runs
 """
 
 import argparse
@@ -280,7 +280,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="every arm for a few steps, one seed (the test's size)")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
-    parser.add_argument("--steps", type=int, default=600, help="optimizer steps per arm and seed (the same for every arm)")
+    parser.add_argument("--steps", type=int, default=800, help="optimizer steps per arm and seed (the same for every arm)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--num-train-samples", type=int, default=6000)
