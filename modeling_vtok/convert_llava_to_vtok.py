@@ -6,15 +6,20 @@ processor. OUT is a VTok folder (model + processor) that loads with `AutoModelFo
 exactly; only the residual path (g_phi, and the `<vid_start>`/`<vid_end>` embeddings if the vocabulary has
 no spare rows) is new, so it is what a short finetune trains.
 
-The key frame is pooled as the source model pools a video frame, so that a one-frame video gets the same
-number of LLM tokens:
+The key frame is pooled as the source model pools a video frame, so that a one-frame video's input
+embeddings equal the original model's:
 
 - LLaVA-NeXT-Video average-pools the patch features by `spatial_pool_stride` *before* its projector, which
-  is what VTok does: a one-frame video's input embeddings equal the original model's.
+  is what VTok does (`key_frame_pooling="average"`).
 - LLaVA-OneVision projects first, then halves the grid with bilinear interpolation, and appends an
-  `image_newline` embedding after each video. VTok pools in feature space, before the projector (its tokens
-  are the decoder's input), and has no newline, so a one-frame video gets the same token count and close,
-  not equal, embeddings (measured in docs/backbones.md).
+  `image_newline` embedding after each video: the converted model reads videos in that form
+  (`key_frame_pooling="projected_bilinear"`, `video_newline=True`, the newline copied). Such a model
+  understands videos but cannot write them (VTokConfig says why). Its "frames" mode
+  (`--video_tokenization frames`) embeds a whole video exactly as LLaVA-OneVision does.
+
+Features are taken from the layer the source reads, `hidden_states[vision_feature_layer]`: for the last layer
+that is before the tower's post-layernorm, so -1 becomes the layer's positive index (VTok's -1 means the
+tower's output, after it).
 
 Residual tokens carry no extra temporal embedding (`temporal_position_embedding="none"`): the sinusoidal
 code of position 0 is not zero and would change the key frame's embeddings away from the source model's.
@@ -87,9 +92,13 @@ def convert_llava_to_vtok(input_dir: str | os.PathLike, **config_overrides) -> t
     source = SOURCE_CLASSES[config.model_type].from_pretrained(input_dir)
     source_processor = AutoProcessor.from_pretrained(input_dir)
     tokenizer = source_processor.tokenizer
+    onevision = config.model_type == "llava_onevision"
     settings = {
         "key_frame_pool_size": key_frame_pool_size(config),
-        "vision_feature_layer": config.vision_feature_layer,
+        "key_frame_pooling": "projected_bilinear" if onevision else "average",
+        "video_newline": onevision,
+        # the source reads hidden_states[layer]; VTok's -1 is the tower's output, after its post-layernorm
+        "vision_feature_layer": config.vision_config.num_hidden_layers if config.vision_feature_layer == -1 else config.vision_feature_layer,
         "vision_feature_select_strategy": config.vision_feature_select_strategy,
         "projector_hidden_act": config.projector_hidden_act,
         "multimodal_projector_bias": config.multimodal_projector_bias,
@@ -104,6 +113,8 @@ def convert_llava_to_vtok(input_dir: str | os.PathLike, **config_overrides) -> t
         generation_config=source.generation_config,
         **{**settings, **config_overrides},
     )
+    if onevision:
+        model.model.video_newline.data.copy_(source.model.image_newline.data)
 
     # The frames are normalised with the checkpoint's image-processor settings, the tokenizer gets the same tokens.
     processor = VTokProcessor.from_vision_text_pretrained(input_dir, input_dir, model.config, chat_template=source_processor.chat_template)
@@ -118,16 +129,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--input_dir", required=True, help="the LLaVA video checkpoint folder")
     parser.add_argument("--output_dir", required=True, help="where the VTok model and processor are written")
     parser.add_argument("--temporal_stride", type=int, default=1, help="later frames per residual token (default 1)")
+    parser.add_argument(
+        "--video_tokenization", choices=["vtok", "frames"], default="vtok",
+        help="'vtok' (default), or 'frames': every frame's tokens, the source's own video embeddings",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        model, processor = convert_llava_to_vtok(args.input_dir, temporal_stride=args.temporal_stride)
+        model, processor = convert_llava_to_vtok(args.input_dir, temporal_stride=args.temporal_stride, video_tokenization=args.video_tokenization)
     except ValueError as error:
         parser.exit(2, f"error: {error}\n")
     model.save_pretrained(args.output_dir)
     processor.save_pretrained(args.output_dir)
     print(
         f"Wrote a VTok model to {args.output_dir}: {model.config.num_key_frame_tokens} key-frame tokens, "
-        f"{model.num_parameters():,} parameters; new and untrained: the residual MLP (g_phi).",
+        f"{model.num_parameters():,} parameters; "
+        + ("new and untrained: the residual MLP (g_phi)." if args.video_tokenization == "vtok" else "every frame read as the source reads it."),
         file=sys.stderr,
     )
 

@@ -6,6 +6,7 @@ check, `masked_scatter`, the language model, dataclass outputs.
 """
 
 import inspect
+import math
 import os
 from dataclasses import dataclass
 
@@ -26,6 +27,13 @@ from .remote_code import code_reference, pop_hub_arguments, save_code_files
 from .tokenizer_vtok import VTokTokenizerOutput, VTokVideoTokenizer, sinusoidal_embedding
 
 logger = logging.get_logger(__name__)
+
+READS_ONLY_MESSAGE = (
+    "This model reads videos in LLaVA-OneVision's form (key_frame_pooling='projected_bilinear' or video_newline=True, "
+    "as convert_llava_to_vtok sets for a LLaVA-OneVision source): its LLM embeddings are not one projected VTok token "
+    "each, so it cannot learn to write videos (videos_to_generate) or write them (generate_video_tokens). Build a "
+    "model with key_frame_pooling='average' and video_newline=False for video generation."
+)
 
 
 @dataclass
@@ -121,6 +129,8 @@ class VTokPreTrainedModel(PreTrainedModel):
             for kind in ("key", "residual"):
                 init.zeros_(getattr(module, f"{kind}_mean"))
                 init.ones_(getattr(module, f"{kind}_std"))
+        if isinstance(module, VTokModel) and module.video_newline is not None:  # as LLaVA-OneVision's image_newline
+            init.normal_(module.video_newline, mean=0.0, std=1 / math.sqrt(self.config.text_config.hidden_size))
 
 
 class VTokModel(VTokPreTrainedModel):
@@ -131,6 +141,8 @@ class VTokModel(VTokPreTrainedModel):
         self.video_tokenizer = VTokVideoTokenizer(config)
         self.multi_modal_projector = VTokMultiModalProjector(config)
         self.language_model = AutoModel.from_config(config.text_config)
+        # LLaVA-OneVision's image_newline: one learned embedding after each video (config.video_newline)
+        self.video_newline = nn.Parameter(torch.zeros(config.text_config.hidden_size)) if config.video_newline else None
         self.post_init()
 
     def get_input_embeddings(self):
@@ -165,21 +177,49 @@ class VTokModel(VTokPreTrainedModel):
             `pixel_values_videos`: the vision encoder is not run.
 
         Returns the projected features `(num_video_tokens_in_batch, hidden_size)` and the raw VTok
-        tokens `(num_video_tokens_in_batch, token_dim)`, both flattened over videos in order.
+        tokens `(num_vtok_tokens_in_batch, token_dim)`, both flattened over videos in order. They are one
+        for one, except in LLaVA-OneVision's form (`config.reads_only`, see [`~VTokModel.onevision_video_embeddings`]).
         """
         if video_embeds is not None:
             tokens, positions = self.unpad_video_embeds(video_embeds, video_lengths)
+            num_videos, max_frames = len(video_embeds), None
         else:
             vtok = self.get_vtok_tokens(pixel_values_videos, video_lengths)
             tokens, positions = vtok.tokens[vtok.mask], vtok.positions[vtok.mask]
-        return self.embed_video_tokens(tokens, positions), tokens
+            num_videos, max_frames = pixel_values_videos.shape[:2]
+        features = self.embed_video_tokens(tokens, positions)
+        if self.config.reads_only:
+            lengths = [max_frames] * num_videos if video_lengths is None else [int(length) for length in video_lengths]
+            features = self.onevision_video_embeddings(features, lengths)
+        return features, tokens
+
+    def onevision_video_embeddings(self, features: torch.Tensor, video_lengths: list[int]) -> torch.Tensor:
+        r"""Projected VTok tokens in the tokenizer's layout (`config.tokenizer_layout`, flattened over videos) -> the
+        LLM's embeddings in LLaVA-OneVision's form (`config.token_layout`), video by video: with
+        `key_frame_pooling="projected_bilinear"` the key frame's projected patch grid (every frame's in "frames"
+        mode) is resized bilinearly to `key_frame_pool_size`, as LLaVA-OneVision's `apply_pooling`; with
+        `video_newline` the newline embedding follows the video."""
+        config = self.config
+        grid, pooled_grid = config.tokenizer_layout.key_grid_size, config.token_layout.key_grid_size
+        counts = [config.tokenizer_layout.num_video_tokens(length) for length in video_lengths]
+        videos = []
+        for video, length in zip(features.split(counts), video_lengths):
+            if config.key_frame_pooling == "projected_bilinear":
+                num_grids = length if config.video_tokenization == "frames" else 1
+                grids = video[: num_grids * grid * grid].unflatten(0, (num_grids, grid, grid)).permute(0, 3, 1, 2)
+                pooled = F.interpolate(grids, size=(pooled_grid, pooled_grid), mode="bilinear").permute(0, 2, 3, 1).flatten(0, 2)
+                video = torch.cat([pooled, video[num_grids * grid * grid :]])
+            if config.video_newline:
+                video = torch.cat([video, self.video_newline[None].to(video.dtype)])
+            videos.append(video)
+        return torch.cat(videos)
 
     def unpad_video_embeds(self, video_embeds: torch.Tensor, video_lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         r"""Stored VTok tokens -> the real tokens `(num_video_tokens_in_batch, token_dim)` and their temporal positions.
 
         `video_embeds` `(num_videos, max_num_tokens, token_dim)` holds, per video, exactly what the video
         tokenizer gives from its pixels (`get_vtok_tokens(...).tokens`, the raw tokens before the projector,
-        zero-padded after `config.num_video_tokens(video_lengths[i])` tokens): the key frame's S tokens then the
+        zero-padded after `config.tokenizer_layout.num_video_tokens(video_lengths[i])` tokens): the key frame's S tokens then the
         residual tokens. `video_lengths` (the frame counts) is needed: it fixes each video's layout.
         """
         if video_lengths is None:
@@ -187,7 +227,7 @@ class VTokModel(VTokPreTrainedModel):
                 "`video_embeds` needs `video_lengths`, the number of frames each video's tokens were computed from "
                 "(its `num_frames` column when stored with `vtok tokenize-corpus`): it fixes the token layout."
             )
-        layout, token_dim = self.config.token_layout, self.config.vision_config.hidden_size
+        layout, token_dim = self.config.tokenizer_layout, self.config.vision_config.hidden_size
         lengths = [int(length) for length in video_lengths]
         if video_embeds.dim() != 3 or video_embeds.shape[-1] != token_dim or video_embeds.shape[0] != len(lengths):
             raise ValueError(
@@ -198,7 +238,7 @@ class VTokModel(VTokPreTrainedModel):
         if video_embeds.shape[1] != max(counts):
             raise ValueError(
                 f"`video_embeds` holds {video_embeds.shape[1]} tokens per video, but videos of video_lengths={lengths} "
-                f"frames have {counts} VTok tokens (config.num_video_tokens); pad to the longest, {max(counts)}. "
+                f"frames have {counts} VTok tokens (config.tokenizer_layout.num_video_tokens); pad to the longest, {max(counts)}. "
                 "Were they computed by a model with another key_frame_pool_size, temporal_stride or video_tokenization?"
             )
         if self.training and any(parameter.requires_grad for parameter in self.video_tokenizer.parameters()):
@@ -483,6 +523,8 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
                 labels[attention_mask == 0] = -100
             text_loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs)
         if videos_to_generate is not None:
+            if self.config.reads_only:
+                raise ValueError(READS_ONLY_MESSAGE)
             if outputs.video_tokens is None or input_ids is None:
                 raise ValueError(
                     "videos_to_generate needs input_ids and the videos themselves (pixel_values_videos or video_embeds) as targets."
@@ -519,6 +561,8 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
         config = self.config
         if config.video_tokenization != "vtok":
             raise ValueError(f"Video generation needs video_tokenization='vtok', the model has {config.video_tokenization!r}.")
+        if config.reads_only:
+            raise ValueError(READS_ONLY_MESSAGE)
         if input_ids.dim() != 2 or input_ids.shape[0] == 0:
             raise ValueError(f"input_ids must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}.")
         batch_size, device = input_ids.shape[0], input_ids.device

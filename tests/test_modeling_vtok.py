@@ -44,10 +44,14 @@ class VTokModelTester:
         }
 
 
+ONEVISION_FORM = {"key_frame_pooling": "projected_bilinear", "video_newline": True}
+
+
 @pytest.mark.parametrize(
     "overrides,num_frames,expected",
-    [({}, 5, 16 + 4), ({"temporal_stride": 3}, 8, 16 + 3), ({"key_frame_pool_size": 2}, 3, 4 + 2), ({"video_tokenization": "frames"}, 3, 48)],
-)
+    [({}, 5, 16 + 4), ({"temporal_stride": 3}, 8, 16 + 3), ({"key_frame_pool_size": 2}, 3, 4 + 2), ({"video_tokenization": "frames"}, 3, 48),
+     ({"key_frame_pool_size": 2, **ONEVISION_FORM}, 3, 4 + 2 + 1), ({"key_frame_pool_size": 2, "video_tokenization": "frames", **ONEVISION_FORM}, 3, 3 * 4 + 1)],
+)  # fmt: skip
 def test_llm_sees_exactly_the_counted_video_tokens(overrides, num_frames, expected):
     tester = VTokModelTester(**overrides)
     model = tester.model()
@@ -55,7 +59,10 @@ def test_llm_sees_exactly_the_counted_video_tokens(overrides, num_frames, expect
     assert (inputs["input_ids"] == VIDEO_TOKEN_ID).sum() == expected == tester.config.num_video_tokens(num_frames)
     features, tokens = model.get_video_features(inputs["pixel_values_videos"], inputs["video_lengths"])
     assert features.shape == (expected, tester.config.text_config.hidden_size)
-    assert tokens.shape == (expected, tester.config.vision_config.hidden_size)
+    # the VTok tokens themselves: one per LLM token, except in LLaVA-OneVision's form (every patch of the key frame, no newline)
+    num_vtok_tokens = expected if not tester.config.reads_only else (16 + 2 if tester.config.video_tokenization == "vtok" else 3 * 16)
+    assert tokens.shape == (num_vtok_tokens, tester.config.vision_config.hidden_size)
+    assert tester.config.tokenizer_layout.num_video_tokens(num_frames) == num_vtok_tokens
     out = model(**inputs)
     assert out.video_hidden_states.shape[0] == expected
 
@@ -279,3 +286,42 @@ def test_clip_and_llama_backbones_work_by_config():
     # CLIP's CLS token must be dropped: keeping it is a clear error, not a silent shift
     with pytest.raises(ValueError, match="17 patch features per frame, expected 16"):
         VTokModelTester(vision_config=vision, text_config=text).model()(**inputs)
+
+
+def test_onevision_form_embeds_pool_after_the_projector_and_end_with_the_newline(tmp_path):
+    """`key_frame_pooling="projected_bilinear"` + `video_newline`, built by config: the key frame's projected 4x4
+    grid resized bilinearly to 2x2, the residual tokens as VTok's, then the newline; kept by save/load; generate
+    with the KV cache gives what full forwards give."""
+    tester = VTokModelTester(key_frame_pool_size=2, **ONEVISION_FORM)
+    model = tester.model()
+    inputs = tester.inputs(frame_counts=(3, 2))
+    features, tokens = model.model.get_video_features(inputs["pixel_values_videos"], inputs["video_lengths"])
+    projected = model.model.embed_video_tokens(tokens, torch.tensor([0] * 16 + [1, 2] + [0] * 16 + [1]))
+    for video, (start, end) in enumerate([(0, 18), (18, 35)]):
+        grid = projected[start : start + 16].reshape(1, 4, 4, -1).permute(0, 3, 1, 2)
+        pooled = torch.nn.functional.interpolate(grid, size=(2, 2), mode="bilinear").permute(0, 2, 3, 1).reshape(4, -1)
+        expected = torch.cat([pooled, projected[start + 16 : end], model.model.video_newline[None]])
+        torch.testing.assert_close(features[video * 7 : video * 7 + len(expected)], expected, rtol=0, atol=1e-6)
+
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModelForImageTextToText.from_pretrained(tmp_path).eval()
+    assert reloaded.config.key_frame_pooling == "projected_bilinear" and reloaded.config.video_newline
+    assert torch.equal(reloaded.model.video_newline, model.model.video_newline)
+    torch.testing.assert_close(reloaded(**inputs).logits, model(**inputs).logits, rtol=0, atol=1e-6)
+
+    prompt = tester.inputs(frame_counts=(3, 2), answer=())
+    generated = model.generate(**prompt, max_new_tokens=3, do_sample=False)
+    for _ in range(3):  # greedy by hand, without a cache
+        next_ids = model(**{**prompt, "use_cache": False}).logits[:, -1].argmax(-1, keepdim=True)
+        prompt = {**prompt, "input_ids": torch.cat([prompt["input_ids"], next_ids], 1),
+                  "attention_mask": torch.cat([prompt["attention_mask"], torch.ones_like(next_ids)], 1)}  # fmt: skip
+    assert torch.equal(generated, prompt["input_ids"])
+
+
+def test_onevision_form_is_checked_in_the_config():
+    with pytest.raises(ValueError, match=r"Unknown key_frame_pooling='max'"):
+        tiny_vtok_config(key_frame_pooling="max")
+    with pytest.raises(ValueError, match="LLaVA-OneVision's video form.*one; leave key_frame_refresh='none'"):
+        tiny_vtok_config(video_newline=True, key_frame_refresh="interval", key_frame_interval=4)
+    default = tiny_vtok_config(key_frame_pool_size=2)
+    assert default.tokenizer_layout == default.token_layout and not default.reads_only

@@ -67,3 +67,22 @@ def test_pipeline_rejects_a_decoder_with_another_layout():
     pipe = VTokTextToVideoPipeline(model=model, processor=processor, decoder=decoder, scheduler=FlowMatchEulerDiscreteScheduler())
     with pytest.raises(ValueError, match="VTokVideoDecoder.from_model_config"):
         pipe("a red circle moves left", num_frames=3, num_inference_steps=1)
+
+
+def test_onevision_form_splits_the_llm_layout_from_the_tokenizer_layout(tmp_path):
+    """In LLaVA-OneVision's form the LLM reads the pooled key frame and a newline; the VTok tokens keep the whole
+    grid. The processor (also after save/load) counts the LLM's tokens, the decoder reads the tokenizer's."""
+    from transformers import AutoProcessor
+
+    model, processor = tiny_stack(key_frame_pool_size=2, key_frame_pooling="projected_bilinear", video_newline=True)
+    config = model.config
+    assert config.token_layout == VTokTokenLayout(key_grid_size=2, video_newline=True)
+    assert config.tokenizer_layout == VTokTokenLayout(key_grid_size=4)
+    processor.save_pretrained(tmp_path)
+    reloaded = AutoProcessor.from_pretrained(tmp_path)
+    decoder = VTokVideoDecoder.from_model_config(config, num_layers=1, attention_head_dim=8)
+    for num_frames in (1, 3, 6):
+        llm_tokens = 4 + (num_frames - 1) + 1
+        assert processor.num_video_tokens(num_frames) == reloaded.num_video_tokens(num_frames) == config.num_video_tokens(num_frames) == llm_tokens
+        assert len(config.token_layout.temporal_positions(num_frames)) == llm_tokens
+        assert decoder.num_video_tokens(num_frames) == 16 + num_frames - 1

@@ -156,10 +156,10 @@ class VTokTextToVideoPipeline(DiffusionPipeline, VTokLoraLoaderMixin):
                     f"Generation needs a model with video_tokenization='vtok', this one has "
                     f"{config.video_tokenization!r}: the 'frames' baseline has no residual tokens to render."
                 )
-            if decoder_config.token_dim != config.vision_config.hidden_size or self.decoder.token_layout != config.token_layout:
+            if decoder_config.token_dim != config.vision_config.hidden_size or self.decoder.token_layout != config.tokenizer_layout:
                 raise ValueError(
                     f"The decoder reads tokens of size {decoder_config.token_dim} laid out as {self.decoder.token_layout}, "
-                    f"the model writes tokens of size {config.vision_config.hidden_size} laid out as {config.token_layout}; "
+                    f"the model writes tokens of size {config.vision_config.hidden_size} laid out as {config.tokenizer_layout}; "
                     "build the decoder with VTokVideoDecoder.from_model_config(model.config, ...)."
                 )
         elif prompt is not None:

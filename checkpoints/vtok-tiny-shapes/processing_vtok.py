@@ -42,6 +42,8 @@ class VTokProcessor(ProcessorMixin):
         Frames per key frame for `"interval"` (`VTokConfig.key_frame_interval`).
     max_key_frames (`int`, *optional*):
         Most key frames for `"scene_cut"` (`VTokConfig.max_key_frames`).
+    video_newline (`bool`, *optional*, defaults to `False`):
+        One more placeholder after each video, for the model's newline embedding (`VTokConfig.video_newline`).
     video_token (`str`, *optional*, defaults to `"<video>"`):
         Placeholder written once per video in the prompt and repeated once per video token.
     video_start_token (`str`, *optional*, defaults to `"<vid_start>"`):
@@ -65,6 +67,7 @@ class VTokProcessor(ProcessorMixin):
         key_frame_refresh: str = "none",
         key_frame_interval: int | None = None,
         max_key_frames: int | None = None,
+        video_newline: bool = False,
         video_token: str = "<video>",
         video_start_token: str = "<vid_start>",
         video_end_token: str = "<vid_end>",
@@ -83,6 +86,7 @@ class VTokProcessor(ProcessorMixin):
         self.key_frame_refresh = key_frame_refresh
         self.key_frame_interval = key_frame_interval
         self.max_key_frames = max_key_frames
+        self.video_newline = video_newline
         self.num_video_tokens(1)  # rejects unknown modes and a refresh policy without its field
         self.video_token = video_token
         self.video_start_token = video_start_token
@@ -116,6 +120,7 @@ class VTokProcessor(ProcessorMixin):
             key_frame_refresh=config.key_frame_refresh,
             key_frame_interval=config.token_layout.key_frame_interval,
             max_key_frames=config.token_layout.max_key_frames,
+            video_newline=config.video_newline,
             **kwargs,
         )
         for name in ("video_token_id", "video_start_token_id", "video_end_token_id"):
@@ -153,7 +158,7 @@ class VTokProcessor(ProcessorMixin):
         with `key_frame_refresh="scene_cut"` the bound, which the model fills exactly."""
         return count_video_tokens(
             num_frames, self.num_key_frame_tokens, self.temporal_stride, self.video_tokenization,
-            self.key_frame_refresh, self.key_frame_interval, self.max_key_frames,
+            self.key_frame_refresh, self.key_frame_interval, self.max_key_frames, self.video_newline,
         )
 
     def video_placeholders(self, num_frames: int) -> str:

@@ -12,6 +12,7 @@ diffusion decoder places tokens with [`VTokTokenLayout.residual_token_of_frames`
               [S tokens of key 1] [its windows] [S tokens of key 2] [its windows] ... [no-refresh slots]
               a segment runs from its key frame to the frame before the next key frame
     "frames": [S tokens of frame 0] [S tokens of frame 1] ...   (the naive baseline)
+    with `video_newline` (LLaVA-OneVision's form): [the video's tokens as above] [newline]
 """
 
 import math
@@ -44,6 +45,7 @@ def count_video_tokens(
     key_frame_refresh: str = "none",
     key_frame_interval: int | None = None,
     max_key_frames: int | None = None,
+    video_newline: bool = False,
 ) -> int:
     """Number of LLM tokens one video of `num_frames` frames costs (placeholders only, no start/end).
 
@@ -56,9 +58,15 @@ def count_video_tokens(
         `max over m of m * S + max_residual_tokens(T, m, stride)` (`m * S + T - m` at stride 1). A video
         with fewer tokens fills the rest with the learned no-refresh token.
     - "frames": naive frame sampling, S tokens for every frame: `S * T`.
+
+    `video_newline` adds one token after the video (LLaVA-OneVision's `image_newline`).
     """
     if num_frames < 1:
         raise ValueError(f"A video needs at least one frame, got num_frames={num_frames}.")
+    if video_newline:
+        return 1 + count_video_tokens(
+            num_frames, num_key_frame_tokens, temporal_stride, video_tokenization, key_frame_refresh, key_frame_interval, max_key_frames
+        )
     if video_tokenization == "frames":
         return num_key_frame_tokens * num_frames
     if video_tokenization != "vtok":
@@ -101,6 +109,9 @@ class VTokTokenLayout:
         Frames per segment for `"interval"`.
     max_key_frames (`int`, *optional*):
         Most key frames for `"scene_cut"`; fixes the token count the processor reserves.
+    video_newline (`bool`, defaults to `False`):
+        One more token after the video's tokens, a learned embedding the model appends (LLaVA-OneVision's
+        `image_newline`; `VTokConfig.video_newline`).
     """
 
     key_grid_size: int
@@ -110,6 +121,7 @@ class VTokTokenLayout:
     key_frame_refresh: str = "none"
     key_frame_interval: int | None = None
     max_key_frames: int | None = None
+    video_newline: bool = False
 
     @property
     def num_key_frame_tokens(self) -> int:
@@ -121,7 +133,7 @@ class VTokTokenLayout:
         the bound every video of that length is padded to."""
         return count_video_tokens(
             num_frames, self.num_key_frame_tokens, self.temporal_stride, self.video_tokenization,
-            self.key_frame_refresh, self.key_frame_interval, self.max_key_frames,
+            self.key_frame_refresh, self.key_frame_interval, self.max_key_frames, self.video_newline,
         )
 
     def key_frames(self, num_frames: int) -> list[int] | None:
@@ -193,10 +205,12 @@ class VTokTokenLayout:
         tokens, then 1, 2, ... for the residual tokens; with refresh the next segment's key tokens take the
         next step. `"scene_cut"` slots left unused (no-refresh tokens) all take the step after the last.
         "frames": the frame index, repeated for the S tokens of each frame.
+        The newline token (`video_newline`) takes the step after the video's last.
         """
         num_spatial = self.num_key_frame_tokens
         if self.video_tokenization == "frames":
-            return torch.arange(num_frames).repeat_interleave(num_spatial)
+            steps = torch.arange(num_frames).repeat_interleave(num_spatial)
+            return torch.cat([steps, torch.tensor([num_frames] * self.video_newline, dtype=torch.long)])
         steps, step = [], 0
         for _, windows in self.segments(num_frames, key_frames):
             steps += [step] * num_spatial + list(range(step + 1, step + 1 + len(windows)))

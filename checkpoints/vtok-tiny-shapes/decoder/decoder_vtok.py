@@ -190,7 +190,7 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
                 f"key_frame_refresh={config.key_frame_refresh!r} (several segments), which video generation does not "
                 "support. Generate with a model of key_frame_refresh='none'."
             )
-        layout = config.token_layout
+        layout = config.tokenizer_layout
         return cls(
             token_dim=config.vision_config.hidden_size,
             key_grid_size=layout.key_grid_size,

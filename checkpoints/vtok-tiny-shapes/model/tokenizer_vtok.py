@@ -179,9 +179,10 @@ class VTokVideoTokenizer(nn.Module):
         return features.unflatten(1, (grid, grid))
 
     def spatial_tokens(self, features: torch.Tensor) -> torch.Tensor:
-        """`(frames, grid, grid, dim)` -> `(frames, S, dim)`, average-pooled to key_frame_pool_size."""
-        pool_size = self.config.key_frame_pool_size
-        if pool_size is not None and pool_size != features.shape[1]:
+        """`(frames, grid, grid, dim)` -> `(frames, S, dim)`, average-pooled to the tokenizer layout's key grid
+        (`key_frame_pool_size`; the whole grid where the model pools after the projector)."""
+        pool_size = self.config.tokenizer_layout.key_grid_size
+        if pool_size != features.shape[1]:
             features = F.adaptive_avg_pool2d(features.permute(0, 3, 1, 2), pool_size).permute(0, 2, 3, 1)
         return features.flatten(1, 2)
 
@@ -246,7 +247,7 @@ class VTokVideoTokenizer(nn.Module):
         if config.video_tokenization == "frames":
             spatial = torch.cat([self.spatial_tokens(self.encode_frames(frames[chunk])).flatten(0, 1) for chunk in self.chunks(num_frames)])
             return VTokVideoParts(spatial, spatial.new_zeros(0, config.pooled_residual_size), list(range(num_frames)), distances)
-        layout = config.token_layout
+        layout = config.tokenizer_layout
         planned = layout.key_frames(num_frames)  # None: scene cuts, found below
         first_key = layout.key_frame_index
         chunks = self.chunks(num_frames)
@@ -372,7 +373,7 @@ class VTokVideoTokenizer(nn.Module):
             True frame count of each video; `None` means every video fills `max_num_frames`.
         """
         lengths = self._check_videos(pixel_values_videos, video_lengths)
-        layout = self.config.token_layout
+        layout = self.config.tokenizer_layout
         tokens, positions, key_frames = [], [], []
         for video, length in zip(pixel_values_videos, lengths):  # padding frames are never encoded
             parts = self.unnormalized_parts(video[:length])

@@ -4,6 +4,7 @@ Every choice the paper leaves open (temporal position of residual tokens, specia
 form of the visual regression loss) is a field here, so it is saved with the model.
 """
 
+import dataclasses
 from typing import Literal
 
 from transformers import AutoConfig, PreTrainedConfig
@@ -35,6 +36,17 @@ class VTokConfig(PreTrainedConfig):
     key_frame_pool_size (`int`, *optional*):
         Side of the grid the key frame's patch features are average-pooled to (4 gives 16
         tokens). `None` keeps every patch.
+    key_frame_pooling (`str`, *optional*, defaults to `"average"`):
+        Where and how the key frame is pooled to `key_frame_pool_size`. `"average"` (VTok's own): the patch
+        features are average-pooled before the projector, so the VTok tokens are the pooled grid (what the
+        decoder reads and the LLM learns to write). `"projected_bilinear"` (LLaVA-OneVision's): the key
+        frame's VTok tokens keep the whole patch grid, and the model resizes the *projected* grid bilinearly
+        to `key_frame_pool_size` (every frame's in "frames" mode). A converted LLaVA-OneVision needs it to
+        embed a video exactly as the source did; such a model reads videos but cannot write them (generation
+        and the visual loss refuse it), since one written token cannot be resized after the projector.
+    video_newline (`bool`, *optional*, defaults to `False`):
+        A learned embedding (LLM width) after each video's tokens, as LLaVA-OneVision's `image_newline`; the
+        processor counts one more placeholder. Understanding only, like `"projected_bilinear"`.
     temporal_stride (`int`, *optional*, defaults to 1):
         Number of consecutive non-key frames one residual token summarises (their residuals are
         averaged; no frame is skipped). "frames" mode has no residual tokens and needs 1.
@@ -140,6 +152,8 @@ class VTokConfig(PreTrainedConfig):
     video_tokenization: Literal["vtok", "frames"] = "vtok"
     key_frame_index: int = 0
     key_frame_pool_size: int | None = None
+    key_frame_pooling: Literal["average", "projected_bilinear"] = "average"
+    video_newline: bool = False
     temporal_stride: int = 1
     residual_reference: Literal["key_frame", "previous_frame", "both"] = "key_frame"
     residual_pooling: Literal["mean", "attention", "spatial_map"] = "mean"
@@ -175,6 +189,7 @@ class VTokConfig(PreTrainedConfig):
         """Reject values that would silently give a different tokenization than asked for."""
         choices = {
             "video_tokenization": VIDEO_TOKENIZATIONS,
+            "key_frame_pooling": ("average", "projected_bilinear"),
             "residual_reference": RESIDUAL_REFERENCES,
             "residual_pooling": RESIDUAL_POOLINGS,
             "key_frame_refresh": KEY_FRAME_REFRESHES,
@@ -256,6 +271,11 @@ class VTokConfig(PreTrainedConfig):
                 f"key_frame_refresh={refresh!r} starts each segment at its key frame, the first at frame 0; got "
                 f"key_frame_index={self.key_frame_index}. Set key_frame_index=0."
             )
+        if self.reads_only:
+            raise ValueError(
+                f"key_frame_refresh={refresh!r} takes several key frames, LLaVA-OneVision's video form "
+                f"(key_frame_pooling={self.key_frame_pooling!r}, video_newline={self.video_newline}) one; leave key_frame_refresh='none'."
+            )
         if refresh == "interval" and (self.key_frame_interval is None or self.key_frame_interval < 1):
             raise ValueError(f"key_frame_refresh='interval' needs key_frame_interval >= 1 (frames per segment), got {self.key_frame_interval}.")
         if refresh == "scene_cut" and self.max_key_frames < 1:
@@ -276,6 +296,12 @@ class VTokConfig(PreTrainedConfig):
         return (self.residual_image_size or self.vision_config.image_size) // self.vision_config.patch_size
 
     @property
+    def reads_only(self) -> bool:
+        """True where the LLM reads videos in LLaVA-OneVision's form (`key_frame_pooling="projected_bilinear"` or
+        `video_newline`): its embeddings are not one projected VTok token each, so it cannot write videos."""
+        return self.key_frame_pooling == "projected_bilinear" or self.video_newline
+
+    @property
     def residual_references(self) -> tuple[str, ...]:
         """The frames each non-key frame is compared with, in the order their pooled residuals are concatenated."""
         return ("key_frame", "previous_frame") if self.residual_reference == "both" else (self.residual_reference,)
@@ -289,7 +315,8 @@ class VTokConfig(PreTrainedConfig):
 
     @property
     def token_layout(self) -> VTokTokenLayout:
-        """How a video's tokens are laid out (count, frames per residual token, temporal positions)."""
+        """How the LLM's tokens of a video are laid out (count, frames per residual token, temporal positions):
+        what the processor expands `<video>` to."""
         return VTokTokenLayout(
             key_grid_size=self.key_frame_pool_size or self.patch_grid_size,
             temporal_stride=self.temporal_stride,
@@ -299,7 +326,17 @@ class VTokConfig(PreTrainedConfig):
             # only the fields the policy reads, so that layouts without refresh compare equal
             key_frame_interval=self.key_frame_interval if self.key_frame_refresh == "interval" else None,
             max_key_frames=self.max_key_frames if self.key_frame_refresh == "scene_cut" else None,
+            video_newline=self.video_newline,
         )
+
+    @property
+    def tokenizer_layout(self) -> VTokTokenLayout:
+        """How the video tokenizer's VTok tokens of a video are laid out (what `video_embeds` store and the
+        decoder reads). The LLM's [`token_layout`], except in LLaVA-OneVision's form: with
+        `key_frame_pooling="projected_bilinear"` the key frame keeps its whole patch grid (the model pools it
+        after the projector), and the newline is the model's, not a VTok token."""
+        grid = self.patch_grid_size if self.key_frame_pooling == "projected_bilinear" else self.token_layout.key_grid_size
+        return dataclasses.replace(self.token_layout, key_grid_size=grid, video_newline=False)
 
     @property
     def num_key_frame_tokens(self) -> int:
