@@ -13,9 +13,10 @@ the decoder stage's `VTokDecoderTrainingModule`):
 
 Understanding: greedy answers to the test split and the held-out colour–shape split, exact match per
 category (`qa_accuracy`), with bootstrap intervals over questions and a paired bootstrap of each arm's
-difference to VTok. Generation: the decoder stage of `examples/train.py` on each arm that can render
-(only "vtok": the pipeline refuses "frames" models, which have no tokens to write), then every test and
-held-out text-to-video prompt through the pipeline, scored by the model-free judge (`vtok_shapes.judge`).
+difference to VTok. Generation: the decoder stage of `examples/train.py` on each arm (a "frames" arm's LLM
+writes S tokens of each of its frames and its decoder renders those frames: 8 for `frames_all`, the 2 sampled
+ones, frames 0 and 7, for `frames_budget`), then every test and held-out text-to-video prompt through the
+arm's pipeline, scored by the model-free judge (`vtok_shapes.judge`; a 2-frame clip at the frames it shows).
 
     python benchmarks/tv_align_shapes.py --quick            # every arm and stage at tiny sizes: what the test runs
     nice -n 10 python benchmarks/tv_align_shapes.py --steps 1500 --decoder-steps 300 --num-questions 700 \
@@ -51,6 +52,7 @@ from modeling_vtok.training_vtok import (
     vtok_training_arguments,
 )
 from processing_vtok import VTokDataCollator
+from processing_vtok.video_io import sample_frame_indices
 from vtok_shapes.dataset import CATEGORIES, load_vtok_shapes, text_to_video_clips, training_examples
 from vtok_shapes.judge import judge_generated_clip
 from modeling_vtok.metrics_vtok import normalize_answer
@@ -86,7 +88,7 @@ def measured_video_tokens(collator: VTokDataCollator, example: dict) -> int:
 
 
 def train_arm(arm: str, seed: int, args, texts, examples, output_dir: Path) -> dict:
-    """Trains one arm (and its decoder when it can render); returns the models, token counts and times."""
+    """Trains one arm and its decoder; returns the models, token counts and times."""
     torch.manual_seed(seed)
     started = time.perf_counter()
     model, processor = build_vtok_model(texts, size=args.size, num_frames=ARMS[arm]["num_frames"],
@@ -110,20 +112,19 @@ def train_arm(arm: str, seed: int, args, texts, examples, output_dir: Path) -> d
         "final_losses": {k: v for k, v in trainer.state.log_history[-2].items() if k.endswith("loss")}
         if len(trainer.state.log_history) > 1 else {},
     }
-    if model.config.video_tokenization == "vtok":
-        started = time.perf_counter()
-        decoder = VTokVideoDecoder.from_model_config(model.config, sample_size=32, **MODEL_SIZES[args.size]["decoder"])
-        decoder_trainer = Trainer(
-            model=VTokDecoderTrainingModule(decoder, model),
-            args=vtok_training_arguments(output_dir / "trainer_decoder", args.decoder_steps, per_device_train_batch_size=args.batch_size,
-                                         learning_rate=args.decoder_learning_rate, logging_steps=args.logging_steps, seed=seed),  # fmt: skip
-            train_dataset=examples,
-            data_collator=video_only_collator(processor),
-        )
-        decoder_trainer.train()
-        result["decoder"] = decoder.eval()
-        result["decoder_optimizer_steps"] = decoder_trainer.state.global_step
-        result["decoder_train_seconds"] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    decoder = VTokVideoDecoder.from_model_config(model.config, sample_size=32, **MODEL_SIZES[args.size]["decoder"])
+    decoder_trainer = Trainer(
+        model=VTokDecoderTrainingModule(decoder, model),
+        args=vtok_training_arguments(output_dir / "trainer_decoder", args.decoder_steps, per_device_train_batch_size=args.batch_size,
+                                     learning_rate=args.decoder_learning_rate, logging_steps=args.logging_steps, seed=seed),  # fmt: skip
+        train_dataset=examples,
+        data_collator=video_only_collator(processor),
+    )
+    decoder_trainer.train()
+    result["decoder"] = decoder.eval()
+    result["decoder_optimizer_steps"] = decoder_trainer.state.global_step
+    result["decoder_train_seconds"] = round(time.perf_counter() - started, 1)
     return result
 
 
@@ -136,17 +137,20 @@ def correctness(model, collator, examples) -> np.ndarray:
     return hits
 
 
-def generate_and_judge(trained: dict, prompts, args, seed: int) -> list[dict]:
-    """One clip per prompt from `seed`, judged on colour+direction, count, size, position and consistency."""
+def generate_and_judge(trained: dict, num_frames: int, prompts, args, seed: int) -> list[dict]:
+    """One clip of the arm's `num_frames` frames per prompt from `seed`, judged on colour+direction, count,
+    size, position and consistency at the frames of the prompt's 8-frame clip it shows (those the arm's
+    processor samples)."""
+    frame_indices = sample_frame_indices(np.arange(CLIP_FRAMES), num_frames=num_frames)
     pipeline = VTokTextToVideoPipeline(model=trained["model"], processor=trained["processor"], decoder=trained["decoder"],
                                        scheduler=FlowMatchEulerDiscreteScheduler())  # fmt: skip
     pipeline.set_progress_bar_config(disable=True)
     generator = torch.Generator().manual_seed(seed)
     verdicts = []
     for prompt in tqdm(prompts, desc="generating"):
-        frames = pipeline(prompt["caption"], num_frames=CLIP_FRAMES, num_inference_steps=args.num_inference_steps,
+        frames = pipeline(prompt["caption"], num_frames=num_frames, num_inference_steps=args.num_inference_steps,
                           generator=generator, output_type="np").frames[0]  # fmt: skip
-        verdicts.append(judge_generated_clip(frames, prompt["shapes"][0], num_frames=CLIP_FRAMES))
+        verdicts.append(judge_generated_clip(frames, prompt["shapes"][0], num_frames=CLIP_FRAMES, frame_indices=frame_indices))
     return verdicts
 
 
@@ -299,7 +303,7 @@ def main(argv=None):
     prompts = {split: list(text_to_video_clips(split, num_frames=CLIP_FRAMES).with_format(None))[: args.num_prompts]
                for split in ("test", "heldout")}  # fmt: skip
 
-    arms, hits, verdicts = {}, {s: {a: [] for a in args.arms} for s in splits}, {s: [] for s in prompts}
+    arms, hits, verdicts = {}, {s: {a: [] for a in args.arms} for s in splits}, {s: {a: [] for a in args.arms} for s in prompts}
     for seed in args.seeds:
         for arm in args.arms:
             print(f"== seed {seed}, arm {arm}", flush=True)
@@ -316,12 +320,11 @@ def main(argv=None):
                 hits[split][arm].append(correctness(trained["model"], trained["collator"], questions[split]))
                 run[f"{split}_answer_seconds"] = round(time.perf_counter() - started, 1)
                 print(f"   {split}: accuracy {hits[split][arm][-1].mean():.3f}", flush=True)
-            if "decoder" in trained:
-                run.update({key: trained[key] for key in ("decoder_optimizer_steps", "decoder_train_seconds")})
-                started = time.perf_counter()
-                for split in prompts:
-                    verdicts[split].append(generate_and_judge(trained, prompts[split], args, seed))
-                run["generate_and_judge_seconds"] = round(time.perf_counter() - started, 1)
+            run.update({key: trained[key] for key in ("decoder_optimizer_steps", "decoder_train_seconds")})
+            started = time.perf_counter()
+            for split in prompts:
+                verdicts[split][arm].append(generate_and_judge(trained, ARMS[arm]["num_frames"], prompts[split], args, seed))
+            run["generate_and_judge_seconds"] = round(time.perf_counter() - started, 1)
             info["seeds"].append({"seed": seed, **run})
             print(f"   {run}", flush=True)
             results = write_results(args, argv, arms, hits, questions, verdicts)  # after every arm: a cut-off run keeps what finished
@@ -344,12 +347,8 @@ def write_results(args, argv, arms: dict, hits: dict, questions: dict, verdicts:
         "arms": arms,
         "understanding": {split: summarise_understanding(done[split], [q["category"] for q in questions[split]], args.bootstrap)
                           for split in done},  # fmt: skip
-        "generation": {
-            "vtok": {split: summarise_generation(v, args.bootstrap) for split, v in verdicts.items() if v},
-            "frames_all": None,
-            "frames_budget": None,
-            "why_frames_arms_have_none": "VTokTextToVideoPipeline and VTokVideoDecoder need video_tokenization='vtok': a 'frames' model writes no video tokens.",
-        },
+        "generation": {arm: {split: summarise_generation(verdicts[split][arm], args.bootstrap) for split in verdicts}
+                       for arm in args.arms if all(verdicts[split].get(arm) for split in verdicts)},  # fmt: skip
     }
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -151,11 +151,6 @@ class VTokTextToVideoPipeline(DiffusionPipeline, VTokLoraLoaderMixin):
             )
         if self.model is not None:  # None: rendering precomputed `video_tokens` after the LLM was freed
             config = self.model.config
-            if config.video_tokenization != "vtok":
-                raise ValueError(
-                    f"Generation needs a model with video_tokenization='vtok', this one has "
-                    f"{config.video_tokenization!r}: the 'frames' baseline has no residual tokens to render."
-                )
             if decoder_config.token_dim != config.vision_config.hidden_size or self.decoder.token_layout != config.tokenizer_layout:
                 raise ValueError(
                     f"The decoder reads tokens of size {decoder_config.token_dim} laid out as {self.decoder.token_layout}, "
@@ -468,18 +463,14 @@ class VTokTextToVideoPipeline(DiffusionPipeline, VTokLoraLoaderMixin):
     @torch.no_grad()
     def encode_video(self, videos, num_frames: int | None = None) -> tuple[torch.Tensor, int]:
         r"""
-        Videos -> `(video_tokens, num_frames)`: raw VTok tokens `(num_videos, S + R, token_dim)` through the processor and
+        Videos -> `(video_tokens, num_frames)`: raw VTok tokens `(num_videos, S + R, token_dim)` (S * T for the
+        "frames" baseline) through the processor and
         `model.model.get_vtok_tokens`. `videos` is anything the processor takes (an array
         `(T, H, W, 3)`, a file path, or a list of them); `num_frames` samples that many frames. All videos
         must end up with the same frame count.
         """
         if self.model is None or self.processor is None:
             raise ValueError("Encoding videos needs the pipeline's `model` and `processor`; this one was built without them.")
-        if self.model.config.video_tokenization != "vtok":
-            raise ValueError(
-                f"The decoder renders VTok tokens, which need video_tokenization='vtok'; the model has "
-                f"{self.model.config.video_tokenization!r}."
-            )
         inputs = self.processor(videos=videos, num_frames=num_frames, return_tensors="pt")
         lengths = inputs["video_lengths"]
         if not torch.all(lengths == lengths[0]):
@@ -506,6 +497,11 @@ class VTokTextToVideoPipeline(DiffusionPipeline, VTokLoraLoaderMixin):
         one's appearance moving like the second. Both (or both lists of the same length) must give the
         same frame count; `num_frames` samples that many frames from each. Other keywords go to `__call__`.
         """
+        if self.decoder.config.video_tokenization != "vtok":
+            raise ValueError(
+                f"Motion transfer swaps residual tokens, which a video_tokenization={self.decoder.config.video_tokenization!r} "
+                "decoder does not read; use a 'vtok' model and decoder."
+            )
         key_tokens, num_frames = self.encode_video(key_video, num_frames)
         motion_tokens, motion_frames = self.encode_video(motion_video, num_frames)
         if key_tokens.shape != motion_tokens.shape or num_frames != motion_frames:

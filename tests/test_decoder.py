@@ -108,3 +108,45 @@ def test_training_makes_decoder_follow_its_tokens():
     swapped = torch.mean((sample(decoder, tokens.flip(0), clips.shape) - clips) ** 2).item()
     assert own < 0.5 * before, (own, before)
     assert own < swapped, (own, swapped)
+
+
+def test_frames_decoder_lays_each_frame_on_its_own_grid():
+    """video_tokenization="frames": S tokens per frame; frame t's "concat" channels come from its own grid only, every
+    frame gets the key frame's embedding, and a VAE's compressed time averages the grids each latent frame holds."""
+    decoder = tiny_decoder(video_tokenization="frames", conditioning="concat", concat_channels=2)
+    assert decoder.num_video_tokens(3) == 3 * 16 and decoder.token_layout.video_tokenization == "frames"
+    tokens = torch.randn(1, 3 * 16, 32, generator=torch.Generator().manual_seed(0))
+    cond = decoder._concat_conditioning(tokens, 3, (3, 8, 8))  # (1, 4, 3, 8, 8)
+    for frame in range(3):
+        grid = decoder.key_frame_proj(tokens[:, frame * 16 : (frame + 1) * 16]).transpose(1, 2).reshape(1, 2, 4, 4)
+        torch.testing.assert_close(cond[:, :2, frame], torch.nn.functional.interpolate(grid, size=(8, 8), mode="nearest"))
+        torch.testing.assert_close(cond[0, 2:, frame, 0, 0], decoder.key_frame_residual)
+    five = torch.randn(1, 5 * 16, 32)
+    compressed = decoder._concat_conditioning(five, 5, (2, 8, 8))  # frame 0 alone, frames 1-4 in one latent frame
+    per_frame = decoder._concat_conditioning(five, 5, (5, 8, 8))
+    torch.testing.assert_close(compressed[:, :, 1], per_frame[:, :, 1:].mean(2))
+    assert decoder(torch.randn(1, 3, 2, 16, 16), 500, five, num_frames=5).sample.shape == (1, 3, 2, 16, 16)
+    with pytest.raises(ValueError, match=r"\(batch_size, 48, 32\) for num_frames=3 \(S=16 tokens per frame\)"):
+        decoder(torch.randn(1, 3, 3, 16, 16), 500, torch.randn(1, 18, 32))
+    with pytest.raises(ValueError, match="Unknown video_tokenization='pixels'"):
+        tiny_decoder(video_tokenization="pixels")
+
+
+def test_frames_decoder_training_follows_its_tokens():
+    """The frame-sampling baseline's decoder learns as VTok's does (the test above, with S tokens per frame)."""
+    decoder = tiny_decoder(video_tokenization="frames", conditioning_dropout=0.0)
+    clips, _ = two_clips()
+    tokens = torch.randn(2, 4 * 16, 32, generator=torch.Generator().manual_seed(1))
+    before = torch.mean((sample(decoder.eval(), tokens, clips.shape) - clips) ** 2).item()
+    optimizer = torch.optim.AdamW(decoder.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    decoder.train()
+    for _ in range(60):
+        loss = decoder.training_loss(clips, tokens, generator=generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    decoder.eval()
+    own = torch.mean((sample(decoder, tokens, clips.shape) - clips) ** 2).item()
+    swapped = torch.mean((sample(decoder, tokens.flip(0), clips.shape) - clips) ** 2).item()
+    assert own < 0.5 * before and own < swapped, (own, before, swapped)

@@ -148,3 +148,14 @@ def test_judge_generated_clip_right_and_wrong():
     flicker = clip.copy()
     flicker[1::2] = 0
     assert not judge_generated_clip(flicker, spec)["consistent"]
+
+
+def test_judge_a_sampled_clip_at_the_frames_it_shows():
+    """A frame-sampling model writes only its sampled frames (frames 0 and 7 of 8): the path is checked there."""
+    prompt = text_to_video_clips("test").with_format(None)[0]
+    spec = prompt["shapes"][0]
+    sampled = render_clip([spec])[[0, 7]]
+    assert judge_generated_clip(sampled, spec, num_frames=8, frame_indices=[0, 7])["position_right"]
+    assert not judge_generated_clip(sampled, spec, num_frames=8, frame_indices=[0, 1])["position_right"]
+    with pytest.raises(ValueError, match="The clip has 2 frames but the path 8: pass the frame_indices"):
+        judge_generated_clip(sampled, spec, num_frames=8)

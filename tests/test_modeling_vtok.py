@@ -255,22 +255,19 @@ def test_generate_video_tokens_shape_and_determinism(num_frames):
     torch.testing.assert_close(tokens[:1], alone, atol=1e-4, rtol=1e-4)
 
 
-def test_generate_video_tokens_matches_teacher_forcing():
-    """The KV-cache loop predicts what a full teacher-forced forward predicts at each position."""
-    tester = VTokModelTester()
+@pytest.mark.parametrize("video_tokenization, num_tokens", [("vtok", 16 + 2), ("frames", 3 * 16)])
+def test_generate_video_tokens_matches_teacher_forcing(video_tokenization, num_tokens):
+    """The KV-cache loop predicts what a full teacher-forced forward predicts at each position; the "frames"
+    baseline writes S tokens of every frame."""
+    tester = VTokModelTester(video_tokenization=video_tokenization)
     model = tester.model()
     prompt = torch.tensor([[5, 6]])
     tokens = model.generate_video_tokens(prompt, num_frames=3)
+    assert tokens.shape == (1, num_tokens, 32)
     embeds = model.get_input_embeddings()(torch.tensor([[5, 6, VIDEO_START_TOKEN_ID]]))
     video_embeds = model.model.embed_video_tokens(tokens[0], model.config.token_layout.temporal_positions(3))[None]
     hidden = model.model.language_model(inputs_embeds=torch.cat([embeds, video_embeds[:, :-1]], dim=1)).last_hidden_state
     torch.testing.assert_close(model.visual_head(hidden[:, 2:]), tokens, atol=1e-4, rtol=1e-4)
-
-
-def test_frames_mode_cannot_generate():
-    model = VTokModelTester(video_tokenization="frames").model()
-    with pytest.raises(ValueError, match="video_tokenization='vtok'"):
-        model.generate_video_tokens(torch.tensor([[5]]), num_frames=2)
 
 
 def test_clip_and_llama_backbones_work_by_config():

@@ -155,14 +155,22 @@ def test_errors(pipe, overrides, match):
         pipe(**get_dummy_inputs(**overrides))
 
 
-def test_frames_tokenization_cannot_generate():
+def test_frames_baseline_generates_through_a_frames_decoder():
+    """A "frames" model writes S tokens of every frame and a decoder built from its config renders them; a
+    decoder of VTok's layout is refused, and so is motion transfer (there are no residual tokens to swap)."""
+    pipe = make_pipe(video_tokenization="frames")
+    assert pipe.decoder.config.video_tokenization == "frames"
+    frames = pipe(**get_dummy_inputs()).frames
+    assert frames.shape == (1, 3, 3, 16, 16) and torch.isfinite(frames).all()
+    tokens, num_frames = pipe.encode_video(clip(5))
+    assert tokens.shape == (1, 5 * 16, 32) and num_frames == 5
+    assert pipe.reconstruct(clip(5), num_inference_steps=1, output_type="pt").frames.shape == (1, 5, 3, 16, 16)
+    with pytest.raises(ValueError, match="Motion transfer swaps residual tokens"):
+        pipe.transfer_motion(clip(5, 1), clip(5, 2), num_inference_steps=1)
     components = get_dummy_components()
     components["model"], components["processor"] = tiny_stack(video_tokenization="frames")
-    pipe = VTokTextToVideoPipeline(**components)
-    with pytest.raises(ValueError, match="video_tokenization='vtok'"):
-        pipe(**get_dummy_inputs())
-    with pytest.raises(ValueError, match="video_tokenization='vtok'"):
-        pipe.reconstruct(clip(), num_inference_steps=1)
+    with pytest.raises(ValueError, match="build the decoder with VTokVideoDecoder.from_model_config"):
+        VTokTextToVideoPipeline(**components)(**get_dummy_inputs())
 
 
 def test_reconstruct_and_transfer_motion(pipe):

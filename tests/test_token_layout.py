@@ -36,8 +36,8 @@ def test_config_processor_and_decoder_share_the_layout():
     assert decoder.config.token_dim == model.config.vision_config.hidden_size
     for num_frames in (2, 5, 8):
         assert processor.num_video_tokens(num_frames) == layout.num_video_tokens(num_frames) == decoder.num_video_tokens(num_frames)
-    with pytest.raises(ValueError, match="video_tokenization='frames'"):
-        VTokVideoDecoder.from_model_config(tiny_vtok_config(video_tokenization="frames"))
+    frames_config = tiny_vtok_config(video_tokenization="frames")
+    assert VTokVideoDecoder.from_model_config(frames_config, num_layers=1, attention_head_dim=8).token_layout == frames_config.token_layout
 
 
 def test_tokenizer_averages_the_residuals_of_each_window_around_a_middle_key_frame():

@@ -198,7 +198,7 @@ def temporal_consistency(frames, color: str, max_distance: float = 100.0) -> flo
 
 
 def judge_generated_clip(frames, shape: dict, num_frames: int | None = None, max_track_error: float = 0.15,
-                         min_consistency: float = 0.5, **kwargs) -> dict:  # fmt: skip
+                         min_consistency: float = 0.5, frame_indices=None, **kwargs) -> dict:  # fmt: skip
     """Every check of a clip generated from a one-shape prompt whose shape parameters are known (a
     `shapes[0]` of `text_to_video_clips`: `color`, `size`, `direction`, `motion`, start `x`, `y`):
 
@@ -210,10 +210,16 @@ def judge_generated_clip(frames, shape: dict, num_frames: int | None = None, max
     - `temporal_consistency`: [`temporal_consistency`] (a float), and `consistent`: at least `min_consistency`;
     - `all_right`: every check passed.
 
+    `frame_indices`: which frames of the prompt's `num_frames`-frame clip the generated frames show, when they
+    are fewer (a frame-sampling model writes only its sampled frames); the path is checked at those frames.
     `kwargs` go to [`detect_colour_motion`]."""
     clip = _to_frames(frames)
     side = clip.shape[1]
     expected = shape_trajectory(shape["motion"], shape["direction"], shape["x"], shape["y"], num_frames or len(clip), side)
+    if frame_indices is not None:
+        expected = expected[np.asarray(frame_indices)]
+    if len(expected) != len(clip):
+        raise ValueError(f"The clip has {len(clip)} frames but the path {len(expected)}: pass the frame_indices the clip shows.")
     verdict = {
         "colour_moves_as_prompted": score_generated_clip(clip, shape["color"], shape["direction"], **kwargs),
         "count_right": count_shapes(clip) == 1,

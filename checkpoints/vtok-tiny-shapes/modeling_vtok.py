@@ -556,11 +556,10 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
         input video token and fed back. Deterministic (regression, no sampling).
 
         Returns `(batch_size, config.num_video_tokens(num_frames), token_dim)`: the key frame's S
-        spatial tokens, then one residual token per later frame (window).
+        spatial tokens, then one residual token per later frame (window); for the "frames" baseline S
+        tokens of every frame.
         """
         config = self.config
-        if config.video_tokenization != "vtok":
-            raise ValueError(f"Video generation needs video_tokenization='vtok', the model has {config.video_tokenization!r}.")
         if config.reads_only:
             raise ValueError(READS_ONLY_MESSAGE)
         if input_ids.dim() != 2 or input_ids.shape[0] == 0:

@@ -7,7 +7,9 @@ Built on diffusers' `WanTransformer3DModel`. The tokens reach it through one or 
 - "concat": the key frame's S = g * g tokens are laid out on their g x g grid, projected to a few
   channels, upsampled to the sample's height x width and concatenated to the input channels of every
   frame; each residual token is projected and broadcast over the frames of its window (the key frame
-  gets a learned embedding). The network sees *where* things are without having to learn it.
+  gets a learned embedding). The network sees *where* things are without having to learn it. For the
+  "frames" baseline (`video_tokenization="frames"`: S tokens of every frame, no residual tokens) each
+  frame's own grid is laid out on that frame, and every frame gets the key frame's embedding.
 - "cross_attention": the tokens (plus a sinusoidal index embedding, so the key frame's raster order
   survives) are Wan's `encoder_hidden_states`.
 
@@ -58,7 +60,8 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
     r"""
     A diffusion decoder conditioned on VTok tokens `(batch_size, S + R, token_dim)`: the key frame's
     S = `key_grid_size`**2 spatial tokens (raster order), then R = ceil((T - 1) / `temporal_stride`)
-    residual tokens ([`VTokTokenLayout`]). Build it with [`~VTokVideoDecoder.from_model_config`] so its
+    residual tokens ([`VTokTokenLayout`]); or, for the "frames" baseline, on S tokens of every frame
+    `(batch_size, S * T, token_dim)`. Build it with [`~VTokVideoDecoder.from_model_config`] so its
     layout matches the model's, or on a pretrained Wan with [`~VTokVideoDecoder.from_wan_pretrained`].
     Its Wan transformer's attention processors are reachable as diffusers' `AttentionMixin` offers them
     (`attn_processors`, `set_attn_processor`, `fuse_qkv_projections`).
@@ -71,6 +74,9 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
         Later frames per residual token (`VTokConfig.temporal_stride`).
     key_frame_index (`int`, defaults to 0):
         The frame the key-frame tokens describe (`VTokConfig.key_frame_index`).
+    video_tokenization (`str`, defaults to `"vtok"`):
+        `"vtok"`, or `"frames"`: the tokens are S spatial tokens of every frame (`VTokConfig.video_tokenization`),
+        what the frame-sampling baseline's LLM writes.
     in_channels (`int`, defaults to 3):
         Channels of the sample: 3 in pixel space, the VAE's `z_dim` in latent space.
     sample_size (`int`, defaults to 32):
@@ -116,6 +122,7 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
         key_grid_size: int = 4,
         temporal_stride: int = 1,
         key_frame_index: int = 0,
+        video_tokenization: str = "vtok",
         in_channels: int = 3,
         sample_size: int = 32,
         patch_size: tuple[int, int, int] = (1, 2, 2),
@@ -142,6 +149,8 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
             raise ValueError(f"Unknown prediction_type={prediction_type!r}. Has to be one of {list(PREDICTION_TYPES)}.")
         if not 0.0 <= conditioning_dropout < 1.0:
             raise ValueError(f"conditioning_dropout must be in [0, 1), got {conditioning_dropout}.")
+        # rejects an unknown video_tokenization, as the model's config does
+        VTokTokenLayout(key_grid_size, temporal_stride, video_tokenization, key_frame_index).num_video_tokens(1)
         inner_dim = num_attention_heads * attention_head_dim
         self.uses_concat = conditioning in ("concat", "both")
         self.uses_cross_attention = conditioning in ("cross_attention", "both")
@@ -179,11 +188,8 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
 
     @classmethod
     def from_model_config(cls, config: VTokConfig, **kwargs) -> "VTokVideoDecoder":
-        """A decoder for the tokens of the VTok model of `config`; `kwargs` set the rest (size, conditioning, ...)."""
-        if config.video_tokenization != "vtok":
-            raise ValueError(
-                f"A decoder renders VTok tokens; the model has video_tokenization={config.video_tokenization!r}."
-            )
+        """A decoder for the tokens of the VTok model of `config` (or of its "frames" baseline); `kwargs` set the
+        rest (size, conditioning, ...)."""
         if config.key_frame_refresh != "none":
             raise ValueError(
                 f"The diffusion decoder renders one key frame's tokens and its residual tokens; the model has "
@@ -196,6 +202,7 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
             key_grid_size=layout.key_grid_size,
             temporal_stride=layout.temporal_stride,
             key_frame_index=layout.key_frame_index,
+            video_tokenization=layout.video_tokenization,
             **kwargs,
         )
 
@@ -258,14 +265,14 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
     def token_layout(self) -> VTokTokenLayout:
         """The layout of the tokens this decoder reads."""
         config = self.config
-        return VTokTokenLayout(config.key_grid_size, config.temporal_stride, "vtok", config.key_frame_index)
+        return VTokTokenLayout(config.key_grid_size, config.temporal_stride, config.video_tokenization, config.key_frame_index)
 
     @property
     def num_key_frame_tokens(self) -> int:
         return self.token_layout.num_key_frame_tokens
 
     def num_video_tokens(self, num_frames: int) -> int:
-        """S + ceil((T - 1) / temporal_stride): the token count the decoder expects for `num_frames` frames."""
+        """S + ceil((T - 1) / temporal_stride) (S * T for "frames"): the token count the decoder expects for `num_frames` frames."""
         return self.token_layout.num_video_tokens(num_frames)
 
     def null_tokens(self, batch_size: int, num_tokens: int) -> torch.Tensor:
@@ -291,10 +298,11 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
     def _check_tokens(self, video_tokens: torch.Tensor, num_frames: int):
         expected = self.num_video_tokens(num_frames)
         if video_tokens.dim() != 3 or video_tokens.shape[1:] != (expected, self.config.token_dim):
+            layout = (f"S={self.num_key_frame_tokens} tokens per frame" if self.config.video_tokenization == "frames" else
+                      f"S={self.num_key_frame_tokens} key-frame tokens + one per {self.config.temporal_stride} later frames")  # fmt: skip
             raise ValueError(
                 f"`video_tokens` must have shape (batch_size, {expected}, {self.config.token_dim}) for "
-                f"num_frames={num_frames} (S={self.num_key_frame_tokens} key-frame tokens + one per "
-                f"{self.config.temporal_stride} later frames), got {tuple(video_tokens.shape)}."
+                f"num_frames={num_frames} ({layout}), got {tuple(video_tokens.shape)}."
             )
 
     def _concat_conditioning(self, video_tokens: torch.Tensor, num_frames: int, latent_shape) -> torch.Tensor:
@@ -302,25 +310,33 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
         batch_size = video_tokens.shape[0]
         num_latent_frames, height, width = latent_shape
         g, S = self.config.key_grid_size, self.num_key_frame_tokens
-        key = self.key_frame_proj(video_tokens[:, :S])  # (B, S, c)
-        key = key.transpose(1, 2).reshape(batch_size, -1, g, g)  # raster order -> (B, c, g, g)
-        key = F.interpolate(key, size=(height, width), mode="nearest")  # (B, c, H, W)
-        key = key[:, :, None].expand(-1, -1, num_latent_frames, -1, -1)  # (B, c, F, H, W)
+        num_grids = num_frames if self.config.video_tokenization == "frames" else 1  # the key frame's, or every frame's
+        grids = self.key_frame_proj(video_tokens[:, : num_grids * S])  # (B, n * S, c)
+        grids = grids.unflatten(1, (num_grids, S)).transpose(2, 3).reshape(batch_size * num_grids, -1, g, g)  # raster order -> (B * n, c, g, g)
+        grids = F.interpolate(grids, size=(height, width), mode="nearest").unflatten(0, (batch_size, num_grids))  # (B, n, c, H, W)
+        if num_grids == 1:
+            key = grids.expand(-1, num_latent_frames, -1, -1, -1)
+        else:
+            key = self._per_latent_frame(grids, num_latent_frames)
+        key = key.transpose(1, 2)  # (B, c, F, H, W)
 
-        residual = self.residual_proj(video_tokens[:, S:])  # (B, R, c)
+        residual = self.residual_proj(video_tokens[:, num_grids * S :])  # (B, R, c)
         # Row 0: the key frame's learned embedding; row j + 1: residual token j.
         table = torch.cat([self.key_frame_residual.to(residual.dtype).expand(batch_size, 1, -1), residual], dim=1)
         token_of_frame = self.token_layout.residual_token_of_frames(num_frames).to(residual.device)  # (T,), -1: key frame
-        per_frame = table[:, token_of_frame + 1]  # (B, T, c): each frame reads the token of its window
-        if num_latent_frames != num_frames:
-            # A VAE keeps frame 0 alone and compresses the rest; average the frames each latent frame holds.
-            if num_latent_frames == 1:
-                rest = per_frame[:, :0]
-            else:
-                rest = F.adaptive_avg_pool1d(per_frame[:, 1:].transpose(1, 2), num_latent_frames - 1).transpose(1, 2)
-            per_frame = torch.cat([per_frame[:, :1], rest], dim=1)  # (B, F, c)
+        per_frame = self._per_latent_frame(table[:, token_of_frame + 1], num_latent_frames)  # (B, F, c): each frame reads its window's token
         per_frame = per_frame.transpose(1, 2)[..., None, None].expand(-1, -1, -1, height, width)
         return torch.cat([key, per_frame], dim=1)
+
+    @staticmethod
+    def _per_latent_frame(per_frame: torch.Tensor, num_latent_frames: int) -> torch.Tensor:
+        """`(B, T, ...)` values of the T frames -> `(B, F, ...)` of the latent frames. A VAE keeps frame 0 alone
+        and compresses the rest; the frames each latent frame holds are averaged."""
+        if per_frame.shape[1] == num_latent_frames:
+            return per_frame
+        flat = per_frame.flatten(2)  # (B, T, D)
+        rest = flat[:, :0] if num_latent_frames == 1 else F.adaptive_avg_pool1d(flat[:, 1:].transpose(1, 2), num_latent_frames - 1).transpose(1, 2)
+        return torch.cat([flat[:, :1], rest], dim=1).unflatten(2, per_frame.shape[2:])
 
     def forward(
         self,
