@@ -156,7 +156,8 @@ def generate_and_judge(trained: dict, num_frames: int, prompts, args, seed: int)
 
 def summarise_understanding(hits: dict, categories: list[str], num_resamples: int) -> dict:
     """Per arm: accuracy (mean over seeds) overall and per category with bootstrap intervals over
-    questions, per-seed values, and the paired difference to VTok with its interval."""
+    questions, per-seed values, and the paired difference to VTok with its interval, over the seeds both
+    arms have (seeds run in order; after a cut-off seed VTok may have one more)."""
     summary = {}
     categories = np.array(categories)
     for arm, per_seed in hits.items():
@@ -169,8 +170,9 @@ def summarise_understanding(hits: dict, categories: list[str], num_resamples: in
                 continue
             cell = {"accuracy": round(float(values.mean()), 4), "interval95": bootstrap_interval(values, num_resamples),
                     "per_seed": [round(float(v), 4) for v in values.mean(0)], "num_questions": int(len(values))}  # fmt: skip
-            if arm != "vtok" and "vtok" in hits:  # paired: the same questions
-                difference = np.stack(hits["vtok"], axis=1)[rows] - values
+            if arm != "vtok" and "vtok" in hits:  # paired: the same questions and seeds
+                num_seeds = min(len(per_seed), len(hits["vtok"]))
+                difference = np.stack(hits["vtok"][:num_seeds], axis=1)[rows] - values[:, :num_seeds]
                 cell["vtok_minus_this"] = round(float(difference.mean()), 4)
                 cell["vtok_minus_this_interval95"] = bootstrap_interval(difference, num_resamples)
             entry[name] = cell

@@ -106,3 +106,15 @@ def test_combine_runs_of_different_arms(tmp_path):
         other.steps = 7
         benchmark.write_results(other, [], {"vtok": {"tokens_per_video": 23}}, {"test": {"vtok": [np.ones(70)]}}, questions, {"test": {}})
         benchmark.main(["--combine", str(tmp_path / "vtok.json"), str(tmp_path / "other.json"), "--output", str(tmp_path / "x.json")])
+
+
+def test_a_cut_off_seed_keeps_the_pairing():
+    """After VTok's arm of a new seed the other arms have one seed fewer: the difference pairs the seeds both have."""
+    import numpy as np
+
+    benchmark = _load_benchmark()
+    categories = [benchmark.CATEGORIES[i % 7] for i in range(70)]
+    vtok, frames = np.ones(70), np.zeros(70)
+    summary = benchmark.summarise_understanding({"vtok": [vtok, np.zeros(70)], "frames_all": [frames]}, categories, 50)
+    assert summary["vtok"]["all"]["per_seed"] == [1.0, 0.0]
+    assert summary["frames_all"]["all"]["vtok_minus_this"] == 1.0  # seed 0 only, not the mean over VTok's two seeds
