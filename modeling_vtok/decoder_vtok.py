@@ -37,7 +37,7 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from .configuration_vtok import VTokConfig
-from .token_layout import VTokTokenLayout
+from .token_layout import VIDEO_TOKENIZATIONS, VTokTokenLayout
 from .tokenizer_vtok import sinusoidal_embedding
 
 
@@ -149,8 +149,8 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
             raise ValueError(f"Unknown prediction_type={prediction_type!r}. Has to be one of {list(PREDICTION_TYPES)}.")
         if not 0.0 <= conditioning_dropout < 1.0:
             raise ValueError(f"conditioning_dropout must be in [0, 1), got {conditioning_dropout}.")
-        # rejects an unknown video_tokenization, as the model's config does
-        VTokTokenLayout(key_grid_size, temporal_stride, video_tokenization, key_frame_index).num_video_tokens(1)
+        if video_tokenization not in VIDEO_TOKENIZATIONS:
+            raise ValueError(f"Unknown video_tokenization={video_tokenization!r}. Has to be one of {list(VIDEO_TOKENIZATIONS)}.")
         inner_dim = num_attention_heads * attention_head_dim
         self.uses_concat = conditioning in ("concat", "both")
         self.uses_cross_attention = conditioning in ("cross_attention", "both")

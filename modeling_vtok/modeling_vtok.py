@@ -499,6 +499,8 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
         kwargs:
             Go to the language model (the KV cache among them) and to the loss function.
         """
+        if videos_to_generate is not None and self.config.reads_only:  # before the forward it would waste
+            raise ValueError(READS_ONLY_MESSAGE)
         outputs = self.model(
             input_ids=input_ids,
             pixel_values_videos=pixel_values_videos,
@@ -523,8 +525,6 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
                 labels[attention_mask == 0] = -100
             text_loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs)
         if videos_to_generate is not None:
-            if self.config.reads_only:
-                raise ValueError(READS_ONLY_MESSAGE)
             if outputs.video_tokens is None or input_ids is None:
                 raise ValueError(
                     "videos_to_generate needs input_ids and the videos themselves (pixel_values_videos or video_embeds) as targets."
