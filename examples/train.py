@@ -228,6 +228,10 @@ def main(argv=None):
             )
             pipeline.save_pretrained(output_dir)
             (output_dir / "decoder_log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    # Every process waits for rank 0's writes, then leaves the process group: a process that exits with its
+    # gloo/NCCL group alive can abort in the group's threads ("terminate called without an active exception").
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()
     logger.info(f"Saved to {output_dir}")
 
 
