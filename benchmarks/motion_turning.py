@@ -60,22 +60,10 @@ QUICK = dict(steps=2, num_train_samples=32, num_questions=6, batch_size=8, seeds
 
 
 def build_arm(arm: str, texts: list[str]) -> tuple[VTokForConditionalGeneration, VTokProcessor]:
-    """The arm's new model and processor: `build_vtok_model`'s, rebuilt with the arm's config fields.
-    The rebuilt model keeps every weight whose shape the fields leave unchanged, so the VTok arms of one
-    seed start from the same LLM, projector and encoder."""
+    """The arm's new model and processor; the VTok arms of one seed start from the same LLM, projector and
+    encoder (`build_vtok_model` with config fields)."""
     spec = ARMS[arm]
-    unknown = [name for name in spec["config"] if not hasattr(VTokConfig, name)]
-    if unknown:  # PreTrainedConfig would keep an unknown keyword as a plain attribute that nothing reads
-        raise ValueError(f"Arm {arm!r} needs VTokConfig fields this version does not have: {unknown}.")
-    model, processor = build_vtok_model(texts, size=SIZE, num_frames=spec["num_frames"], video_tokenization=spec["video_tokenization"])
-    if not spec["config"]:
-        return model, processor
-    config = VTokConfig.from_dict({**model.config.to_dict(), **spec["config"]})
-    rebuilt = VTokForConditionalGeneration(config)
-    target = rebuilt.state_dict()
-    rebuilt.load_state_dict({k: v for k, v in model.state_dict().items() if k in target and target[k].shape == v.shape}, strict=False)
-    rebuilt.generation_config = model.generation_config
-    return rebuilt, VTokProcessor.from_model_config(config, processor.video_processor, processor.tokenizer)
+    return build_vtok_model(texts, size=SIZE, num_frames=spec["num_frames"], video_tokenization=spec["video_tokenization"], **spec["config"])
 
 
 def encoder_patches_per_video(config: VTokConfig, num_frames: int) -> int:

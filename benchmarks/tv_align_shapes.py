@@ -1,7 +1,7 @@
 """VTok against frame sampling on VTok-Shapes: question accuracy per category, text-to-video alignment,
 tokens per video and training time (issue 13; docs/benchmarks.md, "Accuracy and generation").
 
-Three arms, each a new model trained with the same recipe, data, seed and number of optimizer steps,
+Four arms, each a new model trained with the same recipe, data, seed and number of optimizer steps,
 through the library's own pieces, as `examples/train.py` trains (`build_vtok_model`, `vtok_training_arguments`,
 `VTokTrainer`, `VTokDataCollator`, `VTokFeatureStatisticsCallback`, VTok-Shapes' `training_examples`, and
 the decoder stage's `VTokDecoderTrainingModule`):
@@ -9,11 +9,14 @@ the decoder stage's `VTokDecoderTrainingModule`):
 - `vtok`: the key frame's S spatial tokens + one residual token per later frame (S + T - 1);
 - `frames_all`: every one of the T frames with S tokens (S x T);
 - `frames_budget`: frames sampled down to VTok's budget. Whole frames of S tokens are the unit, so the
-  closest budget that still shows motion is 2 frames (2 x S; VTok's S + T - 1 lies between S and 2 x S).
+  closest budget that still shows motion is 2 frames (2 x S; VTok's S + T - 1 lies between S and 2 x S);
+- `vtok_spatial_map`: VTok with each residual pooled to a 2x2 map before its one token
+  (`residual_pooling="spatial_map"`; it reads turning objects better, benchmarks/motion_turning.py), started
+  from the same weights as `vtok` wherever the shapes agree (`build_vtok_model` with config fields).
 
 Understanding: greedy answers to the test split and the held-out colour–shape split, exact match per
 category (`qa_accuracy`), with bootstrap intervals over questions and a paired bootstrap of each arm's
-difference to VTok. Generation: the decoder stage of `examples/train.py` on each arm (a "frames" arm's LLM
+difference to VTok (the seeds both arms have). Generation: the decoder stage of `examples/train.py` on each arm (a "frames" arm's LLM
 writes S tokens of each of its frames and its decoder renders those frames: 8 for `frames_all`, the 2 sampled
 ones, frames 0 and 7, for `frames_budget`), then every test and held-out text-to-video prompt through the
 arm's pipeline, scored by the model-free judge (`vtok_shapes.judge`; a 2-frame clip at the frames it shows).
@@ -21,6 +24,10 @@ arm's pipeline, scored by the model-free judge (`vtok_shapes.judge`; a 2-frame c
     python benchmarks/tv_align_shapes.py --quick            # every arm and stage at tiny sizes: what the test runs
     nice -n 10 python benchmarks/tv_align_shapes.py --steps 1500 --decoder-steps 300 --num-questions 700 \
         > runs/tv_align.log 2>&1 &                            # the published run (docs/benchmarks.md)
+    python benchmarks/tv_align_shapes.py --combine runs/a.json runs/b.json   # arms or seeds trained in separate runs
+
+Every seed of every arm keeps its per-question correctness and per-prompt verdicts in the JSON, so runs of
+the same settings merge with exact paired differences.
 """
 
 import argparse
@@ -61,11 +68,15 @@ from modeling_vtok.metrics_vtok import normalize_answer
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 CLIP_FRAMES = 8  # every clip is rendered with 8 frames; an arm's processor samples its own number of them
+# Per arm: how the processor samples the clip, the tokenization, and VTokConfig fields set on top.
 ARMS = {
-    "vtok": {"video_tokenization": "vtok", "num_frames": CLIP_FRAMES},
-    "frames_all": {"video_tokenization": "frames", "num_frames": CLIP_FRAMES},
-    "frames_budget": {"video_tokenization": "frames", "num_frames": 2},
+    "vtok": {"video_tokenization": "vtok", "num_frames": CLIP_FRAMES, "config": {}},
+    "frames_all": {"video_tokenization": "frames", "num_frames": CLIP_FRAMES, "config": {}},
+    "frames_budget": {"video_tokenization": "frames", "num_frames": 2, "config": {}},
+    "vtok_spatial_map": {"video_tokenization": "vtok", "num_frames": CLIP_FRAMES,
+                         "config": {"residual_pooling": "spatial_map", "residual_pool_grid_size": 2}},  # fmt: skip
 }
+SPLITS = ("test", "heldout")
 # Every arm and stage of the benchmark at the smallest sizes that still run it (what the test runs): one
 # question per category, two prompts per split, a logged loss after two steps.
 QUICK = dict(size="tiny", steps=2, decoder_steps=1, num_train_samples=7, generation_repeats=1, batch_size=4, logging_steps=2,
@@ -91,8 +102,9 @@ def train_arm(arm: str, seed: int, args, texts, examples, output_dir: Path) -> d
     """Trains one arm and its decoder; returns the models, token counts and times."""
     torch.manual_seed(seed)
     started = time.perf_counter()
-    model, processor = build_vtok_model(texts, size=args.size, num_frames=ARMS[arm]["num_frames"],
-                                        video_tokenization=ARMS[arm]["video_tokenization"])  # fmt: skip
+    spec = ARMS[arm]
+    model, processor = build_vtok_model(texts, size=args.size, num_frames=spec["num_frames"], video_tokenization=spec["video_tokenization"],
+                                        **spec["config"])  # fmt: skip
     collator = VTokDataCollator(processor)
     trainer = VTokTrainer(
         model=model,
@@ -150,18 +162,22 @@ def generate_and_judge(trained: dict, num_frames: int, prompts, args, seed: int)
     for prompt in tqdm(prompts, desc="generating"):
         frames = pipeline(prompt["caption"], num_frames=num_frames, num_inference_steps=args.num_inference_steps,
                           generator=generator, output_type="np").frames[0]  # fmt: skip
-        verdicts.append(judge_generated_clip(frames, prompt["shapes"][0], num_frames=CLIP_FRAMES, frame_indices=frame_indices))
+        verdict = judge_generated_clip(frames, prompt["shapes"][0], num_frames=CLIP_FRAMES, frame_indices=frame_indices)
+        verdicts.append({key: float(value) for key, value in verdict.items()})
     return verdicts
 
 
-def summarise_understanding(hits: dict, categories: list[str], num_resamples: int) -> dict:
+def summarise_understanding(arms: dict, split: str, categories: list[str], num_resamples: int) -> dict:
     """Per arm: accuracy (mean over seeds) overall and per category with bootstrap intervals over
     questions, per-seed values, and the paired difference to VTok with its interval, over the seeds both
-    arms have (seeds run in order; after a cut-off seed VTok may have one more)."""
+    arms have (matched by seed number: a cut-off run may leave VTok with one more)."""
     summary = {}
     categories = np.array(categories)
-    for arm, per_seed in hits.items():
-        matrix = np.stack(per_seed, axis=1)  # (questions, seeds)
+    vtok_seeds = [run["seed"] for run in arms.get("vtok", {"seeds": []})["seeds"]]
+    for arm, record in arms.items():
+        seeds = [run["seed"] for run in record["seeds"]]
+        matrix = np.array([run["hits"][split] for run in record["seeds"]], dtype=float).T  # (questions, seeds)
+        common = [seed for seed in seeds if seed in vtok_seeds]
         entry = {}
         for name in ["all", *CATEGORIES]:
             rows = slice(None) if name == "all" else categories == name
@@ -170,21 +186,23 @@ def summarise_understanding(hits: dict, categories: list[str], num_resamples: in
                 continue
             cell = {"accuracy": round(float(values.mean()), 4), "interval95": bootstrap_interval(values, num_resamples),
                     "per_seed": [round(float(v), 4) for v in values.mean(0)], "num_questions": int(len(values))}  # fmt: skip
-            if arm != "vtok" and "vtok" in hits:  # paired: the same questions and seeds
-                num_seeds = min(len(per_seed), len(hits["vtok"]))
-                difference = np.stack(hits["vtok"][:num_seeds], axis=1)[rows] - values[:, :num_seeds]
+            if arm != "vtok" and common:  # paired: the same questions and seeds
+                vtok = np.array([arms["vtok"]["seeds"][vtok_seeds.index(seed)]["hits"][split] for seed in common], dtype=float).T
+                difference = vtok[rows] - values[:, [seeds.index(seed) for seed in common]]
                 cell["vtok_minus_this"] = round(float(difference.mean()), 4)
                 cell["vtok_minus_this_interval95"] = bootstrap_interval(difference, num_resamples)
+                cell["vtok_minus_this_seeds"] = common
             entry[name] = cell
         summary[arm] = entry
     return summary
 
 
-def summarise_generation(verdicts: list[list[dict]], num_resamples: int) -> dict:
-    """Judge scores averaged over prompts and seeds, with bootstrap intervals over prompts."""
+def summarise_generation(record: dict, split: str, num_resamples: int) -> dict:
+    """Judge scores of one arm averaged over prompts and seeds, with bootstrap intervals over prompts."""
+    verdicts = [run["verdicts"][split] for run in record["seeds"]]
     summary = {"num_prompts": len(verdicts[0]), "num_seeds": len(verdicts)}
     for key in verdicts[0][0]:
-        values = np.array([[float(v[key]) for v in seed_verdicts] for seed_verdicts in verdicts]).T  # (prompts, seeds)
+        values = np.array([[v[key] for v in seed_verdicts] for seed_verdicts in verdicts]).T  # (prompts, seeds)
         summary[key] = {"mean": round(float(values.mean()), 4), "interval95": bootstrap_interval(values, num_resamples)}
     return summary
 
@@ -198,7 +216,7 @@ def plot(results: dict, path: Path) -> None:
 
     splits, names = list(results["understanding"]), ["all", *CATEGORIES]
     fig, axes = plt.subplots(len(splits), len(names), figsize=(2.2 * len(names), 2.6 * len(splits)), sharex=True, sharey=True, squeeze=False)
-    colours = dict(zip(ARMS, ("tab:red", "tab:blue", "tab:gray")))
+    colours = dict(zip(ARMS, ("tab:red", "tab:blue", "tab:gray", "tab:orange")))
     for row, split in zip(axes, splits):
         for ax, name in zip(row, names):
             for arm, cells in results["understanding"][split].items():
@@ -226,37 +244,33 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def combine(paths: list[str], output: Path) -> dict:
-    """One JSON and PNG from runs of the same settings that trained different arms (e.g. in parallel
-    processes). A difference to VTok stays where its run computed it (paired bootstrap, same process);
-    across runs it is unpaired: the two intervals' half-widths added in quadrature (normal
-    approximation, wider than a paired interval when the arms err on the same questions)."""
+def combine(paths: list[str], output: Path, num_resamples: int) -> dict:
+    """One JSON and PNG from runs of the same settings that trained different arms or seeds (e.g. in
+    parallel processes). Every run stores its per-question correctness and per-prompt verdicts, so the
+    paired differences stay exact. A seed of an arm may come from one run only."""
     runs = [json.loads(Path(path).read_text()) for path in paths]
-    for run in runs[1:]:
-        if run["settings"] != runs[0]["settings"]:
-            raise ValueError(f"Runs to combine need the same settings, got {runs[0]['settings']} and {run['settings']}.")
-    combined = {**runs[0], "command": " + ".join(run["command"] for run in runs), "arms": {}, "understanding": {}}
-    for run in runs:
-        combined["arms"].update(run["arms"])
-        for split, by_arm in run["understanding"].items():
-            combined["understanding"].setdefault(split, {}).update(by_arm)
-        for arm, generation in run["generation"].items():
-            if generation:
-                combined["generation"][arm] = generation
-    for split, by_arm in combined["understanding"].items():
-        for arm, cells in by_arm.items():
-            for name, cell in cells.items():
-                if arm == "vtok" or "vtok" not in by_arm or "vtok_minus_this" in cell:
-                    continue
-                vtok = by_arm["vtok"][name]
-                difference = vtok["accuracy"] - cell["accuracy"]
-                half_width = np.hypot(*(np.diff(c["interval95"])[0] / 2 for c in (vtok, cell)))
-                cell["vtok_minus_this"] = round(difference, 4)
-                cell["vtok_minus_this_interval95"] = [round(difference - half_width, 4), round(difference + half_width, 4)]
-                cell["vtok_minus_this_unpaired"] = True
-    output.write_text(json.dumps(combined, indent=1))
-    plot(combined, output.with_suffix(".png"))
-    return combined
+
+    def shared(run: dict) -> dict:
+        return {"settings": {k: v for k, v in run["settings"].items() if k != "seeds"}, "question_categories": run.get("question_categories")}
+
+    for path, run in zip(paths, runs):
+        if shared(run)["question_categories"] is None:
+            raise ValueError(f"{path} stores no per-question results (written before they were kept): run its arms again to combine them.")
+        for key, value in shared(run).items():
+            if value != shared(runs[0])[key]:
+                raise ValueError(f"Runs to combine need the same {key} (seeds aside): {paths[0]} has {shared(runs[0])[key]}, {path} {value}.")
+    combined = {**runs[0], "command": " + ".join(run["command"] for run in runs), "arms": {}}
+    for path, run in zip(paths, runs):
+        for arm, record in run["arms"].items():
+            merged = combined["arms"].setdefault(arm, {**record, "seeds": []})
+            for seed_run in record["seeds"]:
+                if any(seed_run["seed"] == other["seed"] for other in merged["seeds"]):
+                    raise ValueError(f"Seed {seed_run['seed']} of arm {arm!r} is in more than one run ({path} and another).")
+                merged["seeds"].append(seed_run)
+    for record in combined["arms"].values():
+        record["seeds"].sort(key=lambda run: run["seed"])
+    combined["settings"]["seeds"] = sorted({run["seed"] for record in combined["arms"].values() for run in record["seeds"]})
+    return write_results(combined, output, num_resamples)
 
 
 def parse_args(argv=None):
@@ -281,7 +295,7 @@ def parse_args(argv=None):
     parser.add_argument("--work-dir", default=str(REPO / "runs" / "tv_align_shapes"), help="trainer scratch folders")
     parser.add_argument("--output", default=str(RESULTS / "tv_align_shapes.json"))
     parser.add_argument("--combine", nargs="+", default=None, metavar="JSON",
-                        help="train nothing: merge the arms of these result files (same settings) into --output")
+                        help="train nothing: merge the arms and seeds of these result files (same settings) into --output")
     args = parser.parse_args(argv)
     if args.quick:
         for name, value in QUICK.items():
@@ -295,48 +309,16 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.combine:
-        return combine(args.combine, Path(args.output))
+        return combine(args.combine, Path(args.output), args.bootstrap)
     logging.set_verbosity_warning()
     train = load_vtok_shapes("train", num_samples=args.num_train_samples, num_frames=CLIP_FRAMES)
     examples = training_examples(train, CLIP_FRAMES, image_size=32, generation_repeats=args.generation_repeats)
     texts = example_texts(train)
-    splits = {split: load_vtok_shapes(split, num_samples=args.num_questions, num_frames=CLIP_FRAMES) for split in ("test", "heldout")}
+    splits = {split: load_vtok_shapes(split, num_samples=args.num_questions, num_frames=CLIP_FRAMES) for split in SPLITS}
     questions = {split: [data[i] for i in range(len(data))] for split, data in splits.items()}
     prompts = {split: list(text_to_video_clips(split, num_frames=CLIP_FRAMES).with_format(None))[: args.num_prompts]
-               for split in ("test", "heldout")}  # fmt: skip
+               for split in SPLITS}  # fmt: skip
 
-    arms, hits, verdicts = {}, {s: {a: [] for a in args.arms} for s in splits}, {s: {a: [] for a in args.arms} for s in prompts}
-    for seed in args.seeds:
-        for arm in args.arms:
-            print(f"== seed {seed}, arm {arm}", flush=True)
-            trained = train_arm(arm, seed, args, texts, examples, Path(args.work_dir) / f"{arm}_seed{seed}")
-            tokens = measured_video_tokens(trained["collator"], questions["test"][0])
-            info = arms.setdefault(arm, {**ARMS[arm], "tokens_per_video": tokens,
-                                         "tokens_per_video_from_layout": trained["processor"].num_video_tokens(ARMS[arm]["num_frames"]),
-                                         "seeds": []})  # fmt: skip
-            if info["tokens_per_video"] != tokens:
-                raise RuntimeError(f"{arm}: {tokens} tokens per video with seed {seed}, {info['tokens_per_video']} before")
-            run = {key: trained[key] for key in ("optimizer_steps", "train_seconds", "final_losses")}
-            for split in splits:
-                started = time.perf_counter()
-                hits[split][arm].append(correctness(trained["model"], trained["collator"], questions[split]))
-                run[f"{split}_answer_seconds"] = round(time.perf_counter() - started, 1)
-                print(f"   {split}: accuracy {hits[split][arm][-1].mean():.3f}", flush=True)
-            run.update({key: trained[key] for key in ("decoder_optimizer_steps", "decoder_train_seconds")})
-            started = time.perf_counter()
-            for split in prompts:
-                verdicts[split][arm].append(generate_and_judge(trained, ARMS[arm]["num_frames"], prompts[split], args, seed))
-            run["generate_and_judge_seconds"] = round(time.perf_counter() - started, 1)
-            info["seeds"].append({"seed": seed, **run})
-            print(f"   {run}", flush=True)
-            results = write_results(args, argv, arms, hits, questions, verdicts)  # after every arm: a cut-off run keeps what finished
-    plot(results, Path(args.output).with_suffix(".png"))  # (--combine on a cut-off run's JSON draws its PNG)
-    return results
-
-
-def write_results(args, argv, arms: dict, hits: dict, questions: dict, verdicts: dict) -> dict:
-    """The JSON of every arm and seed trained so far."""
-    done = {split: {arm: per_seed for arm, per_seed in by_arm.items() if per_seed} for split, by_arm in hits.items()}
     results = {
         "benchmark": "VTok-Shapes TV-Align-style accuracy and text-to-video alignment (issue 13)",
         "command": "python benchmarks/tv_align_shapes.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -346,15 +328,45 @@ def write_results(args, argv, arms: dict, hits: dict, questions: dict, verdicts:
                                                          "generation_repeats", "batch_size", "learning_rate", "decoder_learning_rate",
                                                          "num_questions", "num_prompts", "num_inference_steps", "seeds", "bootstrap")},  # fmt: skip
         "frames_per_clip": CLIP_FRAMES,
-        "arms": arms,
-        "understanding": {split: summarise_understanding(done[split], [q["category"] for q in questions[split]], args.bootstrap)
-                          for split in done},  # fmt: skip
-        "generation": {arm: {split: summarise_generation(verdicts[split][arm], args.bootstrap) for split in verdicts}
-                       for arm in args.arms if all(verdicts[split].get(arm) for split in verdicts)},  # fmt: skip
+        "question_categories": {split: [q["category"] for q in questions[split]] for split in SPLITS},
+        "arms": {},
     }
-    output = Path(args.output)
+    for seed in args.seeds:
+        for arm in args.arms:
+            print(f"== seed {seed}, arm {arm}", flush=True)
+            trained = train_arm(arm, seed, args, texts, examples, Path(args.work_dir) / f"{arm}_seed{seed}")
+            tokens = measured_video_tokens(trained["collator"], questions["test"][0])
+            record = results["arms"].setdefault(arm, {**ARMS[arm], "tokens_per_video": tokens,
+                                                      "tokens_per_video_from_layout": trained["processor"].num_video_tokens(ARMS[arm]["num_frames"]),
+                                                      "seeds": []})  # fmt: skip
+            if record["tokens_per_video"] != tokens:
+                raise RuntimeError(f"{arm}: {tokens} tokens per video with seed {seed}, {record['tokens_per_video']} before")
+            run = {"seed": seed, **{key: trained[key] for key in ("optimizer_steps", "train_seconds", "final_losses")}, "hits": {}}
+            for split in SPLITS:
+                started = time.perf_counter()
+                hits = correctness(trained["model"], trained["collator"], questions[split])
+                run[f"{split}_answer_seconds"] = round(time.perf_counter() - started, 1)
+                run["hits"][split] = hits.astype(int).tolist()
+                print(f"   {split}: accuracy {hits.mean():.3f}", flush=True)
+            run.update({key: trained[key] for key in ("decoder_optimizer_steps", "decoder_train_seconds")})
+            started = time.perf_counter()
+            run["verdicts"] = {split: generate_and_judge(trained, ARMS[arm]["num_frames"], prompts[split], args, seed) for split in SPLITS}
+            run["generate_and_judge_seconds"] = round(time.perf_counter() - started, 1)
+            record["seeds"].append(run)
+            print(f"   { {k: v for k, v in run.items() if k not in ('hits', 'verdicts')} }", flush=True)
+            write_results(results, Path(args.output), args.bootstrap)  # after every arm: a cut-off run keeps what finished
+    return results
+
+
+def write_results(results: dict, output: Path, num_resamples: int) -> dict:
+    """Adds the summaries of every arm and seed trained so far, writes the JSON and the PNG."""
+    results["understanding"] = {split: summarise_understanding(results["arms"], split, results["question_categories"][split], num_resamples)
+                                for split in SPLITS}  # fmt: skip
+    results["generation"] = {arm: {split: summarise_generation(record, split, num_resamples) for split in SPLITS}
+                             for arm, record in results["arms"].items()}  # fmt: skip
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=1))
+    plot(results, output.with_suffix(".png"))
     print(f"wrote {output}", flush=True)
     return results
 

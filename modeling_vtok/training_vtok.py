@@ -67,6 +67,7 @@ def build_vtok_model(
     temporal_stride: int = 1,
     train_vision_encoder: bool = False,
     vocab_size: int = 512,
+    **config_fields,
 ) -> tuple[VTokForConditionalGeneration, VTokProcessor]:
     r"""A new model of a `MODEL_SIZES` preset and its processor, around a text tokenizer trained on `texts`.
 
@@ -82,6 +83,10 @@ def build_vtok_model(
         temporal_stride (`int`, defaults to 1): Later frames per residual token ("vtok" only).
         train_vision_encoder (`bool`, defaults to `False`): Unfreeze the vision encoder.
         vocab_size (`int`, defaults to 512): Target vocabulary of the text tokenizer.
+        config_fields: Further [`VTokConfig`] fields (e.g. `residual_pooling="spatial_map"`). The model is
+            built with the defaults first and then rebuilt with these fields, keeping every weight whose shape
+            they leave unchanged: models of one seed that differ only in such fields start from the same LLM,
+            projector and encoder, so comparing them measures the fields, not the initialisation.
 
     No pretrained encoder is available offline, so the random SigLIP gets fixed 2D sine-cosine position
     embeddings: its features then say where things are, and residuals where they went (docs/model.md).
@@ -112,7 +117,17 @@ def build_vtok_model(
         position_embedding.weight.copy_(sincos_position_embeddings(config.patch_grid_size, config.vision_config.hidden_size))
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return model, processor
+    if not config_fields:
+        return model, processor
+    unknown = [name for name in config_fields if not hasattr(VTokConfig, name)]
+    if unknown:  # PreTrainedConfig would keep an unknown keyword as a plain attribute that nothing reads
+        raise ValueError(f"VTokConfig has no fields {unknown}.")
+    config = VTokConfig.from_dict({**config.to_dict(), **config_fields})
+    rebuilt = VTokForConditionalGeneration(config)
+    target = rebuilt.state_dict()
+    rebuilt.load_state_dict({k: v for k, v in model.state_dict().items() if k in target and target[k].shape == v.shape}, strict=False)
+    rebuilt.generation_config = model.generation_config
+    return rebuilt, VTokProcessor.from_model_config(config, video_processor, tokenizer)
 
 
 def example_texts(dataset) -> list[str]:

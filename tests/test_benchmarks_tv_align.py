@@ -1,5 +1,5 @@
 """`benchmarks/tv_align_shapes.py --quick` runs end to end, and its JSON keeps the benchmark's invariants:
-exact token counts of the three arms, the same number of optimizer steps, accuracies in [0, 1] and
+exact token counts of the four arms, the same number of optimizer steps, accuracies in [0, 1] and
 intervals around their point estimates."""
 
 import importlib.util
@@ -23,7 +23,7 @@ def _check_interval(cell: dict, key: str = "accuracy", interval: str = "interval
     assert 0.0 <= low <= cell[key] <= high <= 1.0, cell
 
 
-@pytest.mark.slow  # three tiny models (2 steps) and a decoder (1 step): 115 s in pytest on the 2 shared cores at load 10-12
+@pytest.mark.slow  # four tiny models (2 steps) and a decoder (1 step): 115 s in pytest on the 2 shared cores at load 10-12
 # (the earlier 6-step size: 238 s standalone at load 7); 19 s after the imports with one torch thread at load 6
 def test_quick_run_json(tmp_path):
     output = tmp_path / "tv_align_shapes.json"
@@ -33,7 +33,8 @@ def test_quick_run_json(tmp_path):
 
     # tiny preset: 4x4 patches per 32x32 frame (S = 16), 8-frame clips
     arms = results["arms"]
-    assert {arm: info["tokens_per_video"] for arm, info in arms.items()} == {"vtok": 16 + 7, "frames_all": 16 * 8, "frames_budget": 16 * 2}
+    assert {arm: info["tokens_per_video"] for arm, info in arms.items()} == {"vtok": 16 + 7, "frames_all": 16 * 8, "frames_budget": 16 * 2,
+                                                                            "vtok_spatial_map": 16 + 7}  # one token per frame, as VTok's
     assert all(info["tokens_per_video"] == info["tokens_per_video_from_layout"] for info in arms.values())
     steps = {run["optimizer_steps"] for info in arms.values() for run in info["seeds"]}
     assert steps == {results["settings"]["steps"]}
@@ -78,34 +79,51 @@ def test_bootstrap_interval_contains_the_mean():
     assert benchmark.bootstrap_interval(np.ones(10), 50) == [1.0, 1.0]
 
 
-def test_combine_runs_of_different_arms(tmp_path):
-    """Arms trained in separate processes merge into one JSON; VTok's difference to an arm of another
-    run is the unpaired one, centred on the difference of the accuracies."""
+def _fake_run(benchmark, arm_seeds: dict, steps: int = 2) -> dict:
+    """A result of `--quick` settings whose arms answered 70 questions (`{arm: {seed: hits}}`) and judged one prompt."""
+    args = benchmark.parse_args(["--quick"])
+    args.steps = steps  # (--quick sets its own)
+    verdict = {"colour_moves_as_prompted": 1.0, "all_right": 0.0}
+    arms = {arm: {"tokens_per_video": 23, "seeds": [{"seed": seed, "hits": {"test": hits.tolist(), "heldout": hits.tolist()},
+                                                     "verdicts": {"test": [verdict], "heldout": [verdict]}} for seed, hits in seeds.items()]}
+            for arm, seeds in arm_seeds.items()}  # fmt: skip
+    categories = [benchmark.CATEGORIES[i % 7] for i in range(70)]
+    return {"command": "x", "settings": vars(args), "question_categories": {"test": categories, "heldout": categories}, "arms": arms}
+
+
+def test_combine_runs_of_different_arms_and_seeds_pairs_exactly(tmp_path):
+    """Arms and seeds trained in separate processes merge into one JSON; VTok's difference to an arm pairs
+    the same questions and seeds, whichever run each came from."""
     import numpy as np
 
     benchmark = _load_benchmark()
-    categories = [benchmark.CATEGORIES[i % 7] for i in range(70)]
-    questions = {"test": [{"category": c} for c in categories]}
     rng = np.random.default_rng(0)
-    for arm, tokens in (("vtok", 23), ("frames_all", 128)):
-        args = benchmark.parse_args(["--quick", "--output", str(tmp_path / f"{arm}.json")])
-        hits = {"test": {arm: [rng.integers(0, 2, 70).astype(float)]}}
-        benchmark.write_results(args, ["--quick"], {arm: {"tokens_per_video": tokens}}, hits, questions, {"test": {}})
-    combined = benchmark.main(["--combine", str(tmp_path / "vtok.json"), str(tmp_path / "frames_all.json"), "--output", str(tmp_path / "all.json")])
+    hits = {(arm, seed): rng.integers(0, 2, 70) for arm in ("vtok", "frames_all") for seed in (0, 1)}
+    runs = [_fake_run(benchmark, {"vtok": {0: hits["vtok", 0]}, "frames_all": {0: hits["frames_all", 0]}}),
+            _fake_run(benchmark, {"frames_all": {1: hits["frames_all", 1]}, "vtok": {1: hits["vtok", 1]}})]  # fmt: skip
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path, run in zip(paths, runs):
+        benchmark.write_results(run, path, 100)
+    combined = benchmark.main(["--combine", *map(str, paths), "--output", str(tmp_path / "all.json")])
     assert json.loads((tmp_path / "all.json").read_text()) == combined
     assert (tmp_path / "all.png").stat().st_size > 10_000
-    assert list(combined["arms"]) == ["vtok", "frames_all"]
-    cells = combined["understanding"]["test"]
-    for name, cell in cells["frames_all"].items():
-        difference = cells["vtok"][name]["accuracy"] - cell["accuracy"]
-        low, high = cell["vtok_minus_this_interval95"]
-        assert cell["vtok_minus_this_unpaired"] and abs(cell["vtok_minus_this"] - difference) < 1e-3
-        assert low < cell["vtok_minus_this"] < high
+    assert list(combined["arms"]) == ["vtok", "frames_all"] and combined["settings"]["seeds"] == [0, 1]
+    cell = combined["understanding"]["test"]["frames_all"]["all"]
+    paired = np.mean([hits["vtok", seed] - hits["frames_all", seed] for seed in (0, 1)])
+    assert cell["vtok_minus_this_seeds"] == [0, 1] and cell["vtok_minus_this"] == round(float(paired), 4)
+    assert cell["per_seed"] == [round(float(hits["frames_all", seed].mean()), 4) for seed in (0, 1)]
+    assert combined["generation"]["vtok"]["test"]["num_seeds"] == 2
+
+    with pytest.raises(ValueError, match="Seed 0 of arm 'vtok' is in more than one run"):
+        benchmark.main(["--combine", *map(str, paths), str(paths[0]), "--output", str(tmp_path / "x.json")])
+    benchmark.write_results(_fake_run(benchmark, {"vtok": {2: hits["vtok", 0]}}, steps=7), tmp_path / "other.json", 100)
     with pytest.raises(ValueError, match="same settings"):
-        other = benchmark.parse_args(["--quick", "--steps", "7", "--output", str(tmp_path / "other.json")])
-        other.steps = 7
-        benchmark.write_results(other, [], {"vtok": {"tokens_per_video": 23}}, {"test": {"vtok": [np.ones(70)]}}, questions, {"test": {}})
-        benchmark.main(["--combine", str(tmp_path / "vtok.json"), str(tmp_path / "other.json"), "--output", str(tmp_path / "x.json")])
+        benchmark.main(["--combine", str(paths[0]), str(tmp_path / "other.json"), "--output", str(tmp_path / "x.json")])
+    old = json.loads(paths[1].read_text())
+    del old["question_categories"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="old.json stores no per-question results"):
+        benchmark.main(["--combine", str(paths[0]), str(tmp_path / "old.json"), "--output", str(tmp_path / "x.json")])
 
 
 def test_a_cut_off_seed_keeps_the_pairing():
@@ -113,8 +131,8 @@ def test_a_cut_off_seed_keeps_the_pairing():
     import numpy as np
 
     benchmark = _load_benchmark()
-    categories = [benchmark.CATEGORIES[i % 7] for i in range(70)]
-    vtok, frames = np.ones(70), np.zeros(70)
-    summary = benchmark.summarise_understanding({"vtok": [vtok, np.zeros(70)], "frames_all": [frames]}, categories, 50)
+    run = _fake_run(benchmark, {"vtok": {0: np.ones(70, int), 1: np.zeros(70, int)}, "frames_all": {0: np.zeros(70, int)}})
+    summary = benchmark.summarise_understanding(run["arms"], "test", run["question_categories"]["test"], 50)
     assert summary["vtok"]["all"]["per_seed"] == [1.0, 0.0]
     assert summary["frames_all"]["all"]["vtok_minus_this"] == 1.0  # seed 0 only, not the mean over VTok's two seeds
+    assert summary["frames_all"]["all"]["vtok_minus_this_seeds"] == [0]

@@ -54,6 +54,21 @@ def test_a_users_script_builds_either_tokenization_with_plain_keywords(tmp_path)
         build_vtok_model(TEXTS, video_tokenization="frames", temporal_stride=2)
 
 
+def test_config_fields_change_only_what_they_name_and_unknown_ones_are_refused():
+    """Arms of one seed that differ in config fields start from the same weights wherever shapes agree."""
+    torch.manual_seed(0)
+    mean, _ = build_vtok_model(TEXTS, num_frames=4)
+    torch.manual_seed(0)
+    spatial, processor = build_vtok_model(TEXTS, num_frames=4, residual_pooling="spatial_map", residual_pool_grid_size=2)
+    assert spatial.config.residual_pooling == "spatial_map" and processor.num_video_tokens(4) == 16 + 3
+    ours, theirs = spatial.state_dict(), mean.state_dict()
+    changed = {name for name, tensor in ours.items() if not (tensor.shape == theirs[name].shape and torch.equal(tensor, theirs[name]))}
+    assert changed and all(name.startswith("model.video_tokenizer.residual_") for name in changed), changed
+    assert spatial.generation_config.eos_token_id == processor.tokenizer.eos_token_id
+    with pytest.raises(ValueError, match=r"VTokConfig has no fields \['residual_refrence'\]"):
+        build_vtok_model(TEXTS, residual_refrence="both")
+
+
 def test_the_saved_processor_holds_num_frames_for_training_and_evaluation(tmp_path, caplog):
     model, processor = build_vtok_model(TEXTS, num_frames=4)
     processor.save_pretrained(tmp_path / "processor")
