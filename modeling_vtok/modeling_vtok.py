@@ -562,6 +562,12 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
         config = self.config
         if config.reads_only:
             raise ValueError(READS_ONLY_MESSAGE)
+        if config.key_frame_refresh == "scene_cut":  # the written tokens would need key frames before any frame exists
+            raise ValueError(
+                "generate_video_tokens cannot write a video of a key_frame_refresh='scene_cut' model: its key frames "
+                "fall where the frames' content changes, and a video being written has no frames yet. Generate with "
+                "a model of key_frame_refresh='none' or 'interval'."
+            )
         if input_ids.dim() != 2 or input_ids.shape[0] == 0:
             raise ValueError(f"input_ids must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}.")
         batch_size, device = input_ids.shape[0], input_ids.device

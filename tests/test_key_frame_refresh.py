@@ -266,6 +266,13 @@ def test_stored_tokens_of_a_scene_cut_model_are_refused():
         model.model.unpad_video_embeds(torch.zeros(1, count, 32), torch.tensor([6]))
 
 
+def test_a_scene_cut_model_refuses_to_write_video_tokens():
+    model, processor = tiny_stack(key_frame_refresh="scene_cut", max_key_frames=2)
+    input_ids = processor.tokenizer(["a red circle moves left"], return_tensors="pt")["input_ids"]
+    with pytest.raises(ValueError, match="cannot write a video of a key_frame_refresh='scene_cut' model"):
+        model.generate_video_tokens(input_ids, num_frames=6)
+
+
 def test_decoder_and_pipeline_refuse_a_refreshed_layout():
     model, processor = tiny_stack(key_frame_refresh="interval", key_frame_interval=4)
     with pytest.raises(ValueError, match="key_frame_refresh='interval'.*video generation does not support"):
