@@ -217,16 +217,19 @@ def plot(results: dict, path: Path) -> None:
     splits, names = list(results["understanding"]), ["all", *CATEGORIES]
     fig, axes = plt.subplots(len(splits), len(names), figsize=(2.2 * len(names), 2.6 * len(splits)), sharex=True, sharey=True, squeeze=False)
     colours = dict(zip(ARMS, ("tab:red", "tab:blue", "tab:gray", "tab:orange")))
+    tokens = {arm: info["tokens_per_video"] for arm, info in results["arms"].items()}
+    # arms of the same token count (VTok's variants) side by side, a little apart
+    x = {arm: count * 1.06 ** [other for other in tokens if tokens[other] == count].index(arm) for arm, count in tokens.items()}
     for row, split in zip(axes, splits):
         for ax, name in zip(row, names):
             for arm, cells in results["understanding"][split].items():
-                cell, tokens = cells[name], results["arms"][arm]["tokens_per_video"]
+                cell = cells[name]
                 low, high = cell["interval95"]
-                ax.errorbar([tokens], [cell["accuracy"]], yerr=[[cell["accuracy"] - low], [high - cell["accuracy"]]], fmt="o",
-                            capsize=3, color=colours[arm], label=f"{arm} ({tokens})")  # fmt: skip
+                ax.errorbar([x[arm]], [cell["accuracy"]], yerr=[[cell["accuracy"] - low], [high - cell["accuracy"]]], fmt="o",
+                            capsize=3, color=colours[arm], label=f"{arm} ({tokens[arm]})")  # fmt: skip
             ax.set_title(f"{split}: {name}", fontsize=9)
             ax.set_xscale("log")
-            ax.set_xticks([results["arms"][arm]["tokens_per_video"] for arm in results["arms"]], minor=False)
+            ax.set_xticks(sorted(set(tokens.values())), minor=False)
             ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
             ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             ax.set_ylim(0, 1)
