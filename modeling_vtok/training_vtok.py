@@ -94,6 +94,9 @@ def build_vtok_model(
     """
     if size not in MODEL_SIZES:
         raise ValueError(f"Unknown size {size!r}. Has to be one of {sorted(MODEL_SIZES)}.")
+    unknown = [name for name in config_fields if not hasattr(VTokConfig, name)]
+    if unknown:  # PreTrainedConfig would keep an unknown keyword as a plain attribute that nothing reads
+        raise ValueError(f"VTokConfig has no fields {unknown}.")
     preset = MODEL_SIZES[size]
     tokenizer = train_text_tokenizer(texts, vocab_size=vocab_size)
     config = VTokConfig(
@@ -119,9 +122,6 @@ def build_vtok_model(
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     if not config_fields:
         return model, processor
-    unknown = [name for name in config_fields if not hasattr(VTokConfig, name)]
-    if unknown:  # PreTrainedConfig would keep an unknown keyword as a plain attribute that nothing reads
-        raise ValueError(f"VTokConfig has no fields {unknown}.")
     config = VTokConfig.from_dict({**config.to_dict(), **config_fields})
     rebuilt = VTokForConditionalGeneration(config)
     target = rebuilt.state_dict()
