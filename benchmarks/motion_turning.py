@@ -55,6 +55,8 @@ ARMS = {
                          "config": {"residual_pooling": "spatial_map", "residual_pool_grid_size": 2}},  # fmt: skip
     "vtok_residual_16px": {"video_tokenization": "vtok", "num_frames": CLIP_FRAMES, "config": {"residual_image_size": 16}},
     "vtok_residual_8px": {"video_tokenization": "vtok", "num_frames": CLIP_FRAMES, "config": {"residual_image_size": 8}},
+    "vtok_spatial_map_16px": {"video_tokenization": "vtok", "num_frames": CLIP_FRAMES,
+                              "config": {"residual_pooling": "spatial_map", "residual_pool_grid_size": 2, "residual_image_size": 16}},  # fmt: skip
 }
 QUICK = dict(steps=2, num_train_samples=32, num_questions=6, batch_size=8, seeds=[0], bootstrap=100, vision_timing_videos=2)
 

@@ -66,7 +66,8 @@ def test_quick_run_json(tmp_path):
     # tiny preset: 4x4 patches of 8 px per 32-px frame (S = 16), 8-frame clips; 16-px residuals: 2x2 patches
     tokens = {arm: 16 + 7 for arm in benchmark.ARMS} | {"frames_2": 16 * 2, "frames_8": 16 * 8}
     assert {arm: s["tokens_per_video"] for arm, s in summary.items()} == tokens
-    patches = {arm: 16 * 8 for arm in benchmark.ARMS} | {"frames_2": 16 * 2, "vtok_residual_16px": 16 + 8 * 4, "vtok_residual_8px": 16 + 8}
+    low_resolution = {"vtok_residual_16px": 16 + 8 * 4, "vtok_spatial_map_16px": 16 + 8 * 4, "vtok_residual_8px": 16 + 8}
+    patches = {arm: 16 * 8 for arm in benchmark.ARMS} | {"frames_2": 16 * 2} | low_resolution
     assert {arm: s["encoder_patches_per_video"] for arm, s in summary.items()} == patches
     for arm, record in results["arms"].items():
         assert [run["seed"] for run in record["seeds"]] == settings["seeds"]
