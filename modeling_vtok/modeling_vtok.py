@@ -499,7 +499,8 @@ class VTokForConditionalGeneration(VTokPreTrainedModel, GenerationMixin):
         kwargs:
             Go to the language model (the KV cache among them) and to the loss function.
         """
-        if videos_to_generate is not None and self.config.reads_only:  # before the forward it would waste
+        # Before the forward it would waste. All False (VTokDataCollator's understanding batches) asks for nothing.
+        if videos_to_generate is not None and videos_to_generate.any() and self.config.reads_only:
             raise ValueError(READS_ONLY_MESSAGE)
         outputs = self.model(
             input_ids=input_ids,

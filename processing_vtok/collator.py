@@ -102,11 +102,11 @@ class VTokDataCollator:
                 raise ValueError("A pre-tokenized example needs `num_frames` (the frames its `video_tokens` come from) beside `video_tokens`.")
             video_tokens = torch.as_tensor(np.asarray(example["video_tokens"], dtype=np.float32))
             num_frames = int(example["num_frames"])
-            expected = processor.num_video_tokens(num_frames)
+            expected = processor.num_stored_video_tokens(num_frames)
             if video_tokens.dim() != 2 or len(video_tokens) != expected:
                 raise ValueError(
                     f"`video_tokens` of shape {tuple(video_tokens.shape)} do not fit num_frames={num_frames}: the "
-                    f"processor expects ({expected}, token_dim) (processor.num_video_tokens). Tokenize with the same model."
+                    f"processor expects ({expected}, token_dim) (processor.num_stored_video_tokens). Tokenize with the same model."
                 )
             tokens.append(video_tokens)
             lengths.append(num_frames)

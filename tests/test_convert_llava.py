@@ -28,6 +28,7 @@ from transformers import (
 
 from modeling_vtok.convert_llava_to_vtok import main
 from modeling_vtok.peft_vtok import vtok_lora_config
+from processing_vtok import VTokDataCollator
 
 # CLIP with a CLS token and 8x8 patches. LLaVA-NeXT-Video: 32x32 frames, a 4x4 grid average-pooled to 2x2 per frame.
 # LLaVA-OneVision: 40x40 frames, a 5x5 grid resized bilinearly to 3x3 after the projector (odd, as the real
@@ -162,6 +163,29 @@ def test_onevision_frames_mode_embeds_a_whole_video_as_the_source(tmp_path):
         from_pixels, _ = model.model.get_video_features(inputs["pixel_values_videos"])
         from_stored, _ = model.model.get_video_features(video_embeds=stored, video_lengths=torch.tensor([3]))
     torch.testing.assert_close(from_stored, from_pixels, rtol=0, atol=0)
+
+
+def test_training_from_stored_tokens_gives_the_loss_of_pixels(converted):
+    """VTokDataCollator batches a corpus of stored VTok tokens (OneVision's: each key frame's whole patch grid, no
+    newline) for the converted model, which gives the loss of the same examples as pixels."""
+    kind, *_, model, processor = converted
+    generator = np.random.default_rng(4)
+    videos = [generator.integers(0, 255, (n, IMAGE_SIZE[kind], IMAGE_SIZE[kind], 3), dtype=np.uint8) for n in (3, 2)]
+    rows = [{"question": "what moves ?", "answer": "a square"}, {"question": "which colour ?", "answer": "red"}]
+    stored = []
+    for row, video in zip(rows, videos):
+        inputs = processor.video_processor([video], return_tensors="pt")
+        with torch.no_grad():
+            vtok = model.model.get_vtok_tokens(inputs["pixel_values_videos"], inputs["video_lengths"])
+        stored.append({**row, "video_tokens": vtok.tokens[vtok.mask].numpy(), "num_frames": int(inputs["video_lengths"][0])})
+    grid = (IMAGE_SIZE[kind] // TOWER["patch_size"]) ** 2 if kind == "onevision" else KEY_FRAME_TOKENS[kind]
+    assert [len(row["video_tokens"]) for row in stored] == [grid + 2, grid + 1] == [processor.num_stored_video_tokens(n) for n in (3, 2)]
+
+    collator = VTokDataCollator(processor)
+    pixel_batch, token_batch = collator([{**row, "video": video} for row, video in zip(rows, videos)]), collator(stored)
+    assert torch.equal(pixel_batch["input_ids"], token_batch["input_ids"])
+    with torch.no_grad():
+        torch.testing.assert_close(model(**token_batch).loss, model(**pixel_batch).loss)
 
 
 def test_a_model_in_onevision_form_refuses_to_write_videos(converted):

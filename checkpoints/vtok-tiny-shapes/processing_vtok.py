@@ -44,6 +44,10 @@ class VTokProcessor(ProcessorMixin):
         Most key frames for `"scene_cut"` (`VTokConfig.max_key_frames`).
     video_newline (`bool`, *optional*, defaults to `False`):
         One more placeholder after each video, for the model's newline embedding (`VTokConfig.video_newline`).
+    num_stored_key_frame_tokens (`int`, *optional*):
+        VTok tokens of a key frame as the video tokenizer gives them, before the model pools them: what stored
+        tokens (`video_embeds`, `vtok tokenize-corpus`) hold (`VTokConfig.tokenizer_layout`). Defaults to
+        `num_key_frame_tokens`; larger only in LLaVA-OneVision's form, whose key frame keeps its whole patch grid.
     video_token (`str`, *optional*, defaults to `"<video>"`):
         Placeholder written once per video in the prompt and repeated once per video token.
     video_start_token (`str`, *optional*, defaults to `"<vid_start>"`):
@@ -68,6 +72,7 @@ class VTokProcessor(ProcessorMixin):
         key_frame_interval: int | None = None,
         max_key_frames: int | None = None,
         video_newline: bool = False,
+        num_stored_key_frame_tokens: int | None = None,
         video_token: str = "<video>",
         video_start_token: str = "<vid_start>",
         video_end_token: str = "<vid_end>",
@@ -87,6 +92,7 @@ class VTokProcessor(ProcessorMixin):
         self.key_frame_interval = key_frame_interval
         self.max_key_frames = max_key_frames
         self.video_newline = video_newline
+        self.num_stored_key_frame_tokens = num_stored_key_frame_tokens or num_key_frame_tokens
         self.num_video_tokens(1)  # rejects unknown modes and a refresh policy without its field
         self.video_token = video_token
         self.video_start_token = video_start_token
@@ -121,6 +127,7 @@ class VTokProcessor(ProcessorMixin):
             key_frame_interval=config.token_layout.key_frame_interval,
             max_key_frames=config.token_layout.max_key_frames,
             video_newline=config.video_newline,
+            num_stored_key_frame_tokens=config.tokenizer_layout.num_key_frame_tokens,
             **kwargs,
         )
         for name in ("video_token_id", "video_start_token_id", "video_end_token_id"):
@@ -159,6 +166,15 @@ class VTokProcessor(ProcessorMixin):
         return count_video_tokens(
             num_frames, self.num_key_frame_tokens, self.temporal_stride, self.video_tokenization,
             self.key_frame_refresh, self.key_frame_interval, self.max_key_frames, self.video_newline,
+        )
+
+    def num_stored_video_tokens(self, num_frames: int) -> int:
+        """Number of VTok tokens the video tokenizer gives for a video of `num_frames` frames: what stored tokens
+        (`video_embeds`, a `vtok tokenize-corpus` row) hold. [`num_video_tokens`] except in LLaVA-OneVision's form,
+        where the model pools the key frame and adds the newline only after the projector."""
+        return count_video_tokens(
+            num_frames, self.num_stored_key_frame_tokens, self.temporal_stride, self.video_tokenization,
+            self.key_frame_refresh, self.key_frame_interval, self.max_key_frames, False,
         )
 
     def video_placeholders(self, num_frames: int) -> str:
