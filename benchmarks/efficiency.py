@@ -68,7 +68,7 @@ class Shapes:
     vocab_size: int = 8192
     frames: list[int] = field(default_factory=lambda: [8, 16, 32, 64, 128])
     max_frames_for_frames_arm: int = 64
-    residual_image_sizes: list[int] = field(default_factory=lambda: [112, 64])
+    residual_image_sizes: list[int] = field(default_factory=lambda: [112, 64, 32, 16])  # 16: one patch per later frame
     vision_chunk_size: int = 8
 
     @property
@@ -314,12 +314,13 @@ def main(argv=None):
     parser.add_argument("--text-layers", type=int, help="LLM layers actually built (scaled to 24)")
     parser.add_argument("--frames", type=int, nargs="+", help="frame counts T")
     parser.add_argument("--max-frames-for-frames-arm", type=int, help="largest T the frames arm is run at")
+    parser.add_argument("--residual-image-sizes", type=int, nargs="+", help="residual resolutions (px), one VTok arm each")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved sweeps; the fastest forward of each is kept")
     parser.add_argument("--note", default="", help="what else ran on the machine, for the JSON")
     parser.add_argument("--output-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     shapes = QUICK if args.quick else Shapes()
-    for name in ("vision_layers", "text_layers", "frames", "max_frames_for_frames_arm"):
+    for name in ("vision_layers", "text_layers", "frames", "max_frames_for_frames_arm", "residual_image_sizes"):
         if getattr(args, name) is not None:
             setattr(shapes, name, getattr(args, name))
 
