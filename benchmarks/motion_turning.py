@@ -178,21 +178,23 @@ def summarise(results: dict, num_resamples: int) -> dict:
 
 
 def plot(results: dict, path: Path) -> None:
-    """Left: accuracy per category and arm (bar: mean over seeds; dots: each seed). Right: overall
-    accuracy against vision time per video, with the encoder patches per video in the label."""
+    """Left: accuracy per category and arm (bar: mean over seeds; dots: each seed), with each arm's LLM
+    tokens and encoder patches per video in the legend. Right: overall accuracy against vision time per
+    video, in the same colours (arms of one cost sit on top of each other, so names would overlap)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     summary, arms = results["summary"], list(results["summary"])
-    fig, (bars, cost) = plt.subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [2, 1]})
+    fig, (bars, cost) = plt.subplots(1, 2, figsize=(14, 5.6), gridspec_kw={"width_ratios": [2, 1]})
     names, width = ["all", *TURNING_CATEGORIES], 0.8 / len(arms)
     colours = plt.get_cmap("tab10").colors
     for i, arm in enumerate(arms):
         x = np.arange(len(names)) + (i - (len(arms) - 1) / 2) * width
         cells = [summary[arm]["accuracy"][name] for name in names]
-        bars.bar(x, [c["accuracy"] for c in cells], width, color=colours[i % 10], label=f"{arm} ({summary[arm]['tokens_per_video']} tok)")
+        label = f"{arm} ({summary[arm]['tokens_per_video']} tok, {summary[arm]['encoder_patches_per_video']} patches)"
+        bars.bar(x, [c["accuracy"] for c in cells], width, color=colours[i % 10], label=label)
         for xi, cell in zip(x, cells):
             bars.plot([xi] * len(cell["per_seed"]), cell["per_seed"], "k.", markersize=3)
         overall = summary[arm]["accuracy"]["all"]
@@ -201,14 +203,13 @@ def plot(results: dict, path: Path) -> None:
         cost.errorbar([summary[arm]["vision_ms_per_video"]], [overall["accuracy"]],
                       yerr=[[overall["accuracy"] - overall["interval95"][0]], [overall["interval95"][1] - overall["accuracy"]]],
                       fmt="o", capsize=3, color=colours[i % 10])  # fmt: skip
-        cost.annotate(f"{arm}\n{summary[arm]['encoder_patches_per_video']} patches", (summary[arm]["vision_ms_per_video"], overall["accuracy"]),
-                      fontsize=7, xytext=(4, 4), textcoords="offset points")  # fmt: skip
     bars.axhline(0.25, color="gray", lw=0.8, ls="--")
     bars.set_xticks(np.arange(len(names)), names)
     bars.set_ylim(0, 1)
     bars.set_ylabel("accuracy (bar: seed mean, dots: seeds)")
-    bars.legend(fontsize=7, ncol=2, loc="upper left")
+    bars.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.08))  # below: the bars reach the top
     cost.set_xlabel("vision ms per video (encoder + tokenizer + projector)")
+    cost.set_title("colours as on the left", fontsize=8)
     cost.set_ylabel("accuracy, all categories (95% CI)")
     cost.set_ylim(0, 1)
     cost.grid(alpha=0.3)
