@@ -6,6 +6,7 @@ optional packages stay out of it, and what needs them says which extra to instal
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,41 @@ print(json.dumps(result))
 """
 
 
+def link_torch_into(venv: Path) -> None:
+    """Places this environment's torch and torchvision, with every distribution they require, into `venv`'s
+    site-packages as hard links (copies across file systems): a venv that already has torch, as most users'
+    have. Unpacking torch's wheels (a 5.5 GB CUDA build here) was most of the fresh-venv test's three minutes
+    of CI; what the test is about, which packages `pip install .` resolves and installs, pip still does."""
+    from importlib.metadata import distribution
+
+    from packaging.requirements import Requirement
+
+    site_packages = next(venv.glob("lib/python3*/site-packages"))
+    seen, wanted = set(), [(Requirement("torch"), ""), (Requirement("torchvision"), "")]
+    while wanted:
+        requirement, extra = wanted.pop()
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": extra}):
+            continue
+        dist = distribution(requirement.name)
+        name = dist.metadata["Name"].lower()
+        for asked in sorted(requirement.extras) or [""]:
+            if (name, asked) not in seen:
+                seen.add((name, asked))
+                wanted += [(Requirement(text), asked) for text in dist.requires or []]
+        for file in dist.files:
+            source = Path(dist.locate_file(file)).resolve()
+            if file.parts[0] == ".." or not source.is_file():  # console scripts live outside site-packages
+                continue
+            target = site_packages / file
+            if target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)
+
+
 def run_core_script(python: Path, workdir: Path, mode: str = "package") -> dict:
     result = subprocess.run(
         [str(python), "-c", CORE_SCRIPT, str(CHECKPOINT), mode, *OPTIONAL_PACKAGES],
@@ -86,12 +122,14 @@ def assert_same_outputs(result: dict, expected: dict) -> None:
 @pytest.mark.slow
 def test_core_install_in_a_fresh_venv_answers_and_generates(tmp_path):
     """First the bundled folder alone, by its own code (trust_remote_code=True), in a venv with torch,
-    transformers, diffusers and PyAV but no vtok; then the same venv with `pip install .` (no extras)."""
+    transformers, diffusers and PyAV but no vtok; then the same venv with `pip install .` (no extras). The venv
+    starts with torch and torchvision linked in from this environment (`link_torch_into`)."""
     from processing_vtok import write_video
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)  # this pip installs into it
     python = venv / "bin" / "python"
+    link_torch_into(venv)
     # The releases of the environment running this test (the lock, or the newest ones) as constraints:
     # the fresh venv gets the same versions, only fewer packages.
     freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True, text=True, check=True)
@@ -99,8 +137,6 @@ def test_core_install_in_a_fresh_venv_answers_and_generates(tmp_path):
     constraints.write_text("\n".join(line for line in freeze.stdout.splitlines() if "==" in line and not line.startswith("vtok")))
 
     def pip_install(*requirements):
-        # pip's byte-compiling is kept (about 40% of the install): where PYTHONDONTWRITEBYTECODE is set, as on
-        # CI's machines, Python never caches what it compiles, and every script below would compile torch again.
         install = subprocess.run(
             [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "-c", str(constraints), *requirements],
             capture_output=True, text=True,
