@@ -72,7 +72,7 @@ def link_torch_into(venv: Path) -> None:
     site-packages as hard links (copies across file systems): a venv that already has torch, as most users'
     have. Unpacking torch's wheels (a 5.5 GB CUDA build here) was most of the fresh-venv test's three minutes
     of CI; what the test is about, which packages `pip install .` resolves and installs, pip still does."""
-    from importlib.metadata import distribution
+    from importlib.metadata import PackageNotFoundError, distribution
 
     from packaging.requirements import Requirement
 
@@ -82,13 +82,16 @@ def link_torch_into(venv: Path) -> None:
         requirement, extra = wanted.pop()
         if requirement.marker is not None and not requirement.marker.evaluate({"extra": extra}):
             continue
-        dist = distribution(requirement.name)
+        try:
+            dist = distribution(requirement.name)
+        except PackageNotFoundError:  # pip installs what is not here
+            continue
         name = dist.metadata["Name"].lower()
         for asked in sorted(requirement.extras) or [""]:
             if (name, asked) not in seen:
                 seen.add((name, asked))
                 wanted += [(Requirement(text), asked) for text in dist.requires or []]
-        for file in dist.files:
+        for file in dist.files or []:  # no RECORD (not installed by pip): pip installs it
             source = Path(dist.locate_file(file)).resolve()
             if file.parts[0] == ".." or not source.is_file():  # console scripts live outside site-packages
                 continue
