@@ -324,6 +324,12 @@ def main(argv=None):
         if getattr(args, name) is not None:
             setattr(shapes, name, getattr(args, name))
 
+    for overrides in arm_overrides(shapes).values():  # a bad value fails here with the config's message, not in a worker
+        try:
+            build_config(shapes, overrides, shapes.vision_layers, shapes.text_layers, shapes.vocab_size)
+        except ValueError as error:
+            parser.error(str(error))
+
     start = time.perf_counter()
     workers = start_workers(shapes)
     report = {

@@ -56,3 +56,10 @@ def test_quick_run_json(tmp_path):
     # per pair of frames (an odd count is padded to even)
     upstream = report["upstream_processor_video_tokens"]
     assert upstream == {"llava_next_video": {"2": 128, "5": 320}, "qwen2_5_vl": {"2": 144, "5": 432}}
+
+
+def test_a_residual_size_the_encoder_cannot_take_fails_before_any_worker_starts():
+    result = subprocess.run([sys.executable, str(BENCHMARK), "--quick", "--residual-image-sizes", "20"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2
+    assert "residual_image_size must be a multiple of the vision encoder's patch_size=8" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -87,11 +87,12 @@ def link_torch_into(venv: Path) -> None:
         except PackageNotFoundError:  # pip installs what is not here
             continue
         name = dist.metadata["Name"].lower()
+        first_time = not any(name == seen_name for seen_name, _ in seen)
         for asked in sorted(requirement.extras) or [""]:
             if (name, asked) not in seen:
                 seen.add((name, asked))
                 wanted += [(Requirement(text), asked) for text in dist.requires or []]
-        for file in dist.files or []:  # no RECORD (not installed by pip): pip installs it
+        for file in (dist.files or []) if first_time else []:  # no RECORD (not installed by pip): pip installs it
             source = Path(dist.locate_file(file)).resolve()
             if file.parts[0] == ".." or not source.is_file():  # console scripts live outside site-packages
                 continue

@@ -108,6 +108,8 @@ def test_config_and_tokenizer_must_agree(tokenizer):
         VTokProcessor.from_model_config(tiny_vtok_config(), video_processor, tokenizer)
     with pytest.raises(ValueError, match="num_key_frame_tokens"):
         VTokProcessor(video_processor, tokenizer)
+    with pytest.raises(ValueError, match=r"`num_stored_key_frame_tokens` \(4\) must be at least `num_key_frame_tokens` \(16\)"):
+        VTokProcessor(video_processor, tokenizer, num_key_frame_tokens=16, num_stored_key_frame_tokens=4)
 
 
 def test_apply_chat_template_decodes_video_paths(tokenizer, clip):

@@ -83,6 +83,11 @@ class VTokProcessor(ProcessorMixin):
                 f"`num_key_frame_tokens` must be a positive int, got {num_key_frame_tokens}. Take it from the "
                 "model: `VTokProcessor.from_model_config(config, ...)` reads `config.num_key_frame_tokens`."
             )
+        if num_stored_key_frame_tokens is not None and num_stored_key_frame_tokens < num_key_frame_tokens:
+            raise ValueError(
+                f"`num_stored_key_frame_tokens` ({num_stored_key_frame_tokens}) must be at least `num_key_frame_tokens` "
+                f"({num_key_frame_tokens}): the model pools stored key-frame tokens down, never up."
+            )
         if temporal_stride < 1:
             raise ValueError(f"`temporal_stride` must be >= 1, got {temporal_stride}.")
         self.num_key_frame_tokens = num_key_frame_tokens
@@ -92,7 +97,7 @@ class VTokProcessor(ProcessorMixin):
         self.key_frame_interval = key_frame_interval
         self.max_key_frames = max_key_frames
         self.video_newline = video_newline
-        self.num_stored_key_frame_tokens = num_stored_key_frame_tokens or num_key_frame_tokens
+        self.num_stored_key_frame_tokens = num_key_frame_tokens if num_stored_key_frame_tokens is None else num_stored_key_frame_tokens
         self.num_video_tokens(1)  # rejects unknown modes and a refresh policy without its field
         self.video_token = video_token
         self.video_start_token = video_start_token
