@@ -20,6 +20,9 @@ difference to VTok (the seeds both arms have). Generation: the decoder stage of 
 writes S tokens of each of its frames and its decoder renders those frames: 8 for `frames_all`, the 2 sampled
 ones, frames 0 and 7, for `frames_budget`), then every test and held-out text-to-video prompt through the
 arm's pipeline, scored by the model-free judge (`vtok_shapes.judge`; a 2-frame clip at the frames it shows).
+The same prompts' true clips are also rendered from their own tokens (`pipeline.reconstruct`) and judged: the
+decoder's ceiling, which tells whether a low generation score is the LLM's or the decoder's; and the true
+clips themselves are judged, the judge's own ceiling.
 
     python benchmarks/tv_align_shapes.py --quick            # every arm and stage at tiny sizes: what the test runs
     nice -n 10 python benchmarks/tv_align_shapes.py --steps 1500 --decoder-steps 300 --num-questions 700 \
@@ -149,22 +152,39 @@ def correctness(model, collator, examples) -> np.ndarray:
     return hits
 
 
-def generate_and_judge(trained: dict, num_frames: int, prompts, args, seed: int) -> list[dict]:
-    """One clip of the arm's `num_frames` frames per prompt from `seed`, judged on colour+direction, count,
+def generate_and_judge(trained: dict, num_frames: int, prompts, args, seed: int) -> dict[str, list[dict]]:
+    """Judges two clips per prompt, each of the arm's `num_frames` frames, on colour+direction, count,
     size, position and consistency at the frames of the prompt's 8-frame clip it shows (those the arm's
-    processor samples)."""
+    processor samples):
+
+    - `"generated"`: from the prompt through the arm's pipeline (the LLM writes the tokens), noise from `seed`;
+    - `"reconstructed"`: the prompt's true clip through `pipeline.reconstruct` (its own tokens, no LLM), noise
+      from a second generator of `seed`. This is the decoder's ceiling: what generation reaches if the LLM
+      wrote the true tokens, so a low generation score can be told to be the LLM's or the decoder's."""
     frame_indices = sample_frame_indices(np.arange(CLIP_FRAMES), num_frames=num_frames)
     pipeline = VTokTextToVideoPipeline(model=trained["model"], processor=trained["processor"], decoder=trained["decoder"],
                                        scheduler=FlowMatchEulerDiscreteScheduler())  # fmt: skip
     pipeline.set_progress_bar_config(disable=True)
-    generator = torch.Generator().manual_seed(seed)
-    verdicts = []
-    for prompt in tqdm(prompts, desc="generating"):
-        frames = pipeline(prompt["caption"], num_frames=num_frames, num_inference_steps=args.num_inference_steps,
-                          generator=generator, output_type="np").frames[0]  # fmt: skip
-        verdict = judge_generated_clip(frames, prompt["shapes"][0], num_frames=CLIP_FRAMES, frame_indices=frame_indices)
-        verdicts.append({key: float(value) for key, value in verdict.items()})
+    generators = {kind: torch.Generator().manual_seed(seed) for kind in ("generated", "reconstructed")}
+    verdicts = {kind: [] for kind in generators}
+    for prompt in tqdm(prompts, desc="generating and reconstructing"):
+        clips = {
+            "generated": pipeline(prompt["caption"], num_frames=num_frames, num_inference_steps=args.num_inference_steps,
+                                  generator=generators["generated"], output_type="np").frames[0],
+            "reconstructed": pipeline.reconstruct(prompt["video"], num_frames=num_frames, num_inference_steps=args.num_inference_steps,
+                                                  generator=generators["reconstructed"], output_type="np").frames[0],
+        }  # fmt: skip
+        for kind, frames in clips.items():
+            verdict = judge_generated_clip(frames, prompt["shapes"][0], num_frames=CLIP_FRAMES, frame_indices=frame_indices)
+            verdicts[kind].append({key: float(value) for key, value in verdict.items()})
     return verdicts
+
+
+def judge_true_clips(prompts) -> dict:
+    """The judge's scores of the prompts' true clips: what a perfect generator would get (the judge's own
+    ceiling; every check should pass)."""
+    verdicts = [judge_generated_clip(prompt["video"], prompt["shapes"][0]) for prompt in prompts]
+    return {check: round(float(np.mean([verdict[check] for verdict in verdicts])), 4) for check in verdicts[0]}
 
 
 def summarise_understanding(arms: dict, split: str, categories: list[str], num_resamples: int) -> dict:
@@ -197,13 +217,14 @@ def summarise_understanding(arms: dict, split: str, categories: list[str], num_r
     return summary
 
 
-def summarise_generation(record: dict, split: str, num_resamples: int) -> dict:
-    """Judge scores of one arm averaged over prompts and seeds, with bootstrap intervals over prompts."""
-    verdicts = [run["verdicts"][split] for run in record["seeds"]]
+def summarise_generation(record: dict, split: str, num_resamples: int, key: str = "verdicts") -> dict:
+    """Judge scores of one arm averaged over prompts and seeds, with bootstrap intervals over prompts
+    (`key`: the seeds' `"verdicts"` of generated clips or `"reconstruction_verdicts"`)."""
+    verdicts = [run[key][split] for run in record["seeds"]]
     summary = {"num_prompts": len(verdicts[0]), "num_seeds": len(verdicts)}
-    for key in verdicts[0][0]:
-        values = np.array([[v[key] for v in seed_verdicts] for seed_verdicts in verdicts]).T  # (prompts, seeds)
-        summary[key] = {"mean": round(float(values.mean()), 4), "interval95": bootstrap_interval(values, num_resamples)}
+    for check in verdicts[0][0]:
+        values = np.array([[v[check] for v in seed_verdicts] for seed_verdicts in verdicts]).T  # (prompts, seeds)
+        summary[check] = {"mean": round(float(values.mean()), 4), "interval95": bootstrap_interval(values, num_resamples)}
     return summary
 
 
@@ -319,8 +340,7 @@ def main(argv=None):
     texts = example_texts(train)
     splits = {split: load_vtok_shapes(split, num_samples=args.num_questions, num_frames=CLIP_FRAMES) for split in SPLITS}
     questions = {split: [data[i] for i in range(len(data))] for split, data in splits.items()}
-    prompts = {split: list(text_to_video_clips(split, num_frames=CLIP_FRAMES).with_format(None))[: args.num_prompts]
-               for split in SPLITS}  # fmt: skip
+    prompts = {split: list(text_to_video_clips(split, num_frames=CLIP_FRAMES))[: args.num_prompts] for split in SPLITS}
 
     results = {
         "benchmark": "VTok-Shapes TV-Align-style accuracy and text-to-video alignment (issue 13)",
@@ -332,6 +352,7 @@ def main(argv=None):
                                                          "num_questions", "num_prompts", "num_inference_steps", "seeds", "bootstrap")},  # fmt: skip
         "frames_per_clip": CLIP_FRAMES,
         "question_categories": {split: [q["category"] for q in questions[split]] for split in SPLITS},
+        "judge_on_true_clips": {split: judge_true_clips(prompts[split]) for split in SPLITS},
         "arms": {},
     }
     for seed in args.seeds:
@@ -353,10 +374,12 @@ def main(argv=None):
                 print(f"   {split}: accuracy {hits.mean():.3f}", flush=True)
             run.update({key: trained[key] for key in ("decoder_optimizer_steps", "decoder_train_seconds")})
             started = time.perf_counter()
-            run["verdicts"] = {split: generate_and_judge(trained, ARMS[arm]["num_frames"], prompts[split], args, seed) for split in SPLITS}
+            judged = {split: generate_and_judge(trained, ARMS[arm]["num_frames"], prompts[split], args, seed) for split in SPLITS}
+            run["verdicts"] = {split: judged[split]["generated"] for split in SPLITS}
+            run["reconstruction_verdicts"] = {split: judged[split]["reconstructed"] for split in SPLITS}
             run["generate_and_judge_seconds"] = round(time.perf_counter() - started, 1)
             record["seeds"].append(run)
-            print(f"   { {k: v for k, v in run.items() if k not in ('hits', 'verdicts')} }", flush=True)
+            print(f"   { {k: v for k, v in run.items() if k not in ('hits', 'verdicts', 'reconstruction_verdicts')} }", flush=True)
             write_results(results, Path(args.output), args.bootstrap)  # after every arm: a cut-off run keeps what finished
     return results
 
@@ -367,6 +390,10 @@ def write_results(results: dict, output: Path, num_resamples: int) -> dict:
                                 for split in SPLITS}  # fmt: skip
     results["generation"] = {arm: {split: summarise_generation(record, split, num_resamples) for split in SPLITS}
                              for arm, record in results["arms"].items()}  # fmt: skip
+    # runs written before reconstructions were judged have none: such an arm is left out of this summary
+    results["reconstruction"] = {arm: {split: summarise_generation(record, split, num_resamples, key="reconstruction_verdicts") for split in SPLITS}
+                                 for arm, record in results["arms"].items()
+                                 if all("reconstruction_verdicts" in run for run in record["seeds"])}  # fmt: skip
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=1))
     plot(results, output.with_suffix(".png"))

@@ -54,11 +54,13 @@ def test_quick_run_json(tmp_path):
                 if arm != "vtok":
                     low, high = cell["vtok_minus_this_interval95"]
                     assert -1.0 <= low <= cell["vtok_minus_this"] <= high <= 1.0
-        for arm in arms:
-            gen = results["generation"][arm][split]
-            assert gen["num_prompts"] == results["settings"]["num_prompts"]
-            for key in ("colour_moves_as_prompted", "count_right", "size_right", "position_right", "temporal_consistency", "all_right"):
-                _check_interval(gen[key], key="mean")
+        checks = ("colour_moves_as_prompted", "count_right", "size_right", "position_right", "temporal_consistency", "all_right")
+        for arm in arms:  # clips generated from prompts, and the prompts' true clips rendered from their own tokens
+            for summary in (results["generation"][arm][split], results["reconstruction"][arm][split]):
+                assert summary["num_prompts"] == results["settings"]["num_prompts"] and summary["num_seeds"] == 1
+                for key in checks:
+                    _check_interval(summary[key], key="mean")
+        assert results["judge_on_true_clips"][split]["all_right"] == 1.0  # the judge passes every true clip
 
 
 def test_arguments_are_checked():
