@@ -6,7 +6,8 @@ tokenizer. Then samples every training clip from the same noise twice: with its 
 (reconstruction MSE) and with another clip's tokens (swapped MSE). A decoder that ignores its tokens
 has swapped / reconstruction close to 1.
 
-    python benchmarks/decoder_conditioning.py --steps 300   # writes benchmarks/results/decoder_conditioning.json
+    python benchmarks/decoder_conditioning.py --steps 300 --clips 6 --batch_size 2   # the published run
+    python benchmarks/decoder_conditioning.py --quick --output /tmp/d.json   # every variant a few steps: what the test runs
 """
 
 import argparse
@@ -72,16 +73,36 @@ def sample(decoder, tokens, shape, num_steps, seed):
     return latents.clamp(-1, 1)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
+# Every variant trained and sampled at the smallest sizes that still run it (what the test runs).
+QUICK = dict(steps=2, clips=2, batch_size=2, sampling_steps=1)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="every variant 2 steps on 2 clips (the test's size)")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--batch_size", type=int, default=4)
     parser.add_argument("--num_frames", type=int, default=8)
     parser.add_argument("--sampling_steps", type=int, default=10)
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "decoder_conditioning.json"))
-    args = parser.parse_args()
-    torch.set_num_threads(2)
+    args = parser.parse_args(argv)
+    if args.quick:
+        for name, value in QUICK.items():
+            setattr(args, name, value)
+    for name in ("steps", "batch_size", "num_frames", "sampling_steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.clips < 2:  # the swapped tokens are another clip's
+        parser.error(f"--clips must be >= 2 (each clip is also sampled with another clip's tokens), got {args.clips}")
+    if args.batch_size > args.clips:
+        parser.error(f"--batch_size ({args.batch_size}) cannot exceed --clips ({args.clips}): a batch draws clips without replacement")
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
 
     clips = make_clips(args.clips, args.num_frames, 32, seed=0)
     tokens = vtok_tokens(clips)
@@ -119,6 +140,7 @@ def main():
         results["variants"].append(row)
         print(json.dumps(row), flush=True)
         Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    return results
 
 
 if __name__ == "__main__":
