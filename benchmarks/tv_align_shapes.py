@@ -228,41 +228,63 @@ def summarise_generation(record: dict, split: str, num_resamples: int, key: str 
     return summary
 
 
+GENERATION_CHECKS = ("colour_moves_as_prompted", "count_right", "size_right", "position_right", "consistent", "all_right")
+
+
 def plot(results: dict, path: Path) -> None:
-    """Accuracy against LLM tokens per video, one panel per split and category, one point per arm."""
+    """Accuracy against LLM tokens per video, one panel per split and category, one point per arm; below,
+    the judge's checks of the test split's clips, generated from prompts (filled) and reconstructed from the
+    true clips' own tokens (hollow: the decoder's ceiling)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     splits, names = list(results["understanding"]), ["all", *CATEGORIES]
-    fig, axes = plt.subplots(len(splits), len(names), figsize=(2.2 * len(names), 2.6 * len(splits)), sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(len(splits) + 1, len(names), figsize=(2.2 * len(names), 2.6 * (len(splits) + 1)), sharex=True, sharey=True,
+                             squeeze=False)  # fmt: skip
     colours = dict(zip(ARMS, ("tab:red", "tab:blue", "tab:gray", "tab:orange")))
     tokens = {arm: info["tokens_per_video"] for arm, info in results["arms"].items()}
     # arms of the same token count (VTok's variants) side by side, a little apart
     x = {arm: count * 1.06 ** [other for other in tokens if tokens[other] == count].index(arm) for arm, count in tokens.items()}
+
+    def point(ax, arm, value, interval, offset=1.0, hollow=False, label=None):
+        low, high = interval
+        ax.errorbar([x[arm] * offset], [value], yerr=[[value - low], [high - value]], fmt="s" if hollow else "o", capsize=3, color=colours[arm],
+                    markerfacecolor="white" if hollow else colours[arm], label=label)  # fmt: skip
+
     for row, split in zip(axes, splits):
         for ax, name in zip(row, names):
             for arm, cells in results["understanding"][split].items():
-                cell = cells[name]
-                low, high = cell["interval95"]
-                ax.errorbar([x[arm]], [cell["accuracy"]], yerr=[[cell["accuracy"] - low], [high - cell["accuracy"]]], fmt="o",
-                            capsize=3, color=colours[arm], label=f"{arm} ({tokens[arm]})")  # fmt: skip
+                point(ax, arm, cells[name]["accuracy"], cells[name]["interval95"], label=f"{arm} ({tokens[arm]})")
             ax.set_title(f"{split}: {name}", fontsize=9)
-            ax.set_xscale("log")
-            ax.set_xticks(sorted(set(tokens.values())), minor=False)
-            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-            ax.set_ylim(0, 1)
-            ax.margins(x=0.2)
-            ax.grid(alpha=0.3)
         row[0].set_ylabel("accuracy (95% CI)")
-    for ax in axes[-1]:
+    for ax, check in zip(axes[-1], GENERATION_CHECKS):
+        for arm in results["arms"]:
+            generated = results["generation"][arm]["test"][check]
+            point(ax, arm, generated["mean"], generated["interval95"], offset=0.97)
+            if arm in results["reconstruction"]:
+                reconstructed = results["reconstruction"][arm]["test"][check]
+                point(ax, arm, reconstructed["mean"], reconstructed["interval95"], offset=1.03, hollow=True)
+        ax.set_title(check.replace("_", " "), fontsize=9)
+    axes[-1][0].set_ylabel("test clips passing (95% CI)\nfilled: generated\nhollow: reconstructed", fontsize=8)
+    for ax in axes[-1][len(GENERATION_CHECKS):]:
+        ax.axis("off")
+    for ax in axes.flat:
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(set(tokens.values())), minor=False)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_ylim(0, 1)
+        ax.margins(x=0.2)
+        ax.grid(alpha=0.3)
+    for ax in [*axes[-1][: len(GENERATION_CHECKS)], *axes[-2][len(GENERATION_CHECKS):]]:  # the lowest panels drawn
         ax.set_xlabel("tokens / video")
     axes[0][0].legend(fontsize=7, loc="lower left")
     settings = results["settings"]
-    fig.suptitle(f"VTok-Shapes question accuracy against LLM tokens per 8-frame video: {settings['size']} preset, {settings['steps']} steps, "
-                 f"seeds {settings['seeds']}, {settings['num_questions']} questions per split", fontsize=9)  # fmt: skip
+    fig.suptitle(f"VTok-Shapes question accuracy and text-to-video checks against LLM tokens per 8-frame video: {settings['size']} preset, "
+                 f"{settings['steps']} LLM steps, {settings['decoder_steps']} decoder steps, seeds {settings['seeds']}, "
+                 f"{settings['num_questions']} questions per split", fontsize=9)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

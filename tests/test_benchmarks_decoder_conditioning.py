@@ -17,6 +17,7 @@ def _load_benchmark():
     return module
 
 
+@pytest.mark.slow  # five decoders trained and sampled: 35-45 s on the 2 shared cores
 def test_quick_run_json(tmp_path):
     benchmark = _load_benchmark()
     output = tmp_path / "decoder_conditioning.json"

@@ -85,7 +85,8 @@ def _fake_run(benchmark, arm_seeds: dict, steps: int = 2) -> dict:
     """A result of `--quick` settings whose arms answered 70 questions (`{arm: {seed: hits}}`) and judged one prompt."""
     args = benchmark.parse_args(["--quick"])
     args.steps = steps  # (--quick sets its own)
-    verdict = {"colour_moves_as_prompted": 1.0, "all_right": 0.0}
+    verdict = {"colour_moves_as_prompted": 1.0, "count_right": 1.0, "size_right": 0.0, "position_right": 0.0, "temporal_consistency": 0.5,
+               "consistent": 1.0, "all_right": 0.0}  # fmt: skip
     arms = {arm: {"tokens_per_video": 23, "seeds": [{"seed": seed, "hits": {"test": hits.tolist(), "heldout": hits.tolist()},
                                                      "verdicts": {"test": [verdict], "heldout": [verdict]}} for seed, hits in seeds.items()]}
             for arm, seeds in arm_seeds.items()}  # fmt: skip
