@@ -1,9 +1,26 @@
-"""Tiny, seeded CPU configurations shared by the whole suite (SigLIP vision + Qwen2 text)."""
+"""Tiny, seeded CPU configurations shared by the whole suite (SigLIP vision + Qwen2 text), and the loader
+of the repository's scripts (examples, benchmarks), which are files, not an installed package."""
+
+import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
 
 from modeling_vtok import VTokConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative_path: str):
+    """The module of the script at `relative_path` in the repository (e.g. "benchmarks/tv_align_shapes.py"),
+    executed once per call, named after its file."""
+    path = REPO / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 # Token ids inside the tiny vocabulary, reserved for the video special tokens.
 TINY_VOCAB_SIZE = 99

@@ -1,20 +1,15 @@
 """`benchmarks/decoder_conditioning.py --quick` runs every decoder variant end to end, and its arguments are checked."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "decoder_conditioning.py"
+from conftest import load_script
 
 
 def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("decoder_conditioning", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/decoder_conditioning.py")
 
 
 @pytest.mark.slow  # five decoders trained and sampled: 35-45 s on the 2 shared cores

@@ -2,24 +2,20 @@
 `benchmarks/motion_turning.py --quick` trains every arm and writes a JSON with every arm and category,
 exact token and patch counts, equal optimizer steps and accuracies inside their intervals."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import load_script
 from vtok_shapes.turning import BACKGROUNDS, TURNING_CATEGORIES, load_turning_objects, turn_frame
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "motion_turning.py"
 _UNIT = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 
 
 def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("motion_turning", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/motion_turning.py")
 
 
 def _square_centres(video: np.ndarray) -> np.ndarray:

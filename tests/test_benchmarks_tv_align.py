@@ -2,20 +2,15 @@
 exact token counts of the four arms, the same number of optimizer steps, accuracies in [0, 1] and
 intervals around their point estimates."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "tv_align_shapes.py"
+from conftest import load_script
 
 
 def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("tv_align_shapes", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/tv_align_shapes.py")
 
 
 def _check_interval(cell: dict, key: str = "accuracy", interval: str = "interval95"):

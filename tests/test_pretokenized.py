@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_stack
+from conftest import load_script, tiny_stack
 from processing_vtok import VTokDataCollator
 
 
@@ -135,13 +135,7 @@ def test_collator_rejects_bad_pretokenized_examples(stack, examples):
 
 
 def test_benchmark_quick_run_writes_its_json(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "pretokenized_training.py"
-    spec = importlib.util.spec_from_file_location("pretokenized_training", script)
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    benchmark = load_script("benchmarks/pretokenized_training.py")
     output = tmp_path / "result.json"
     report = benchmark.main(["--quick", "--output", str(output)])
     assert json.loads(output.read_text()) == report

@@ -1,6 +1,5 @@
 """Training with Trainer (examples/train.py), activation checkpointing, LoRA finetuning, 2 processes."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,16 +10,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import load_script
 from test_modeling_vtok import VTokModelTester
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def load_example(name: str):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"examples/{name}.py")
 
 
 TINY_RUN = ["--size", "tiny", "--num-train-samples", "64", "--batch-size", "8", "--logging-steps", "5", "--num-frames", "4"]
