@@ -25,8 +25,8 @@ decoder's ceiling, which tells whether a low generation score is the LLM's or th
 clips themselves are judged, the judge's own ceiling.
 
     python benchmarks/tv_align_shapes.py --quick            # every arm and stage at tiny sizes: what the test runs
-    nice -n 10 python benchmarks/tv_align_shapes.py --steps 1500 --decoder-steps 300 --num-questions 700 \
-        > runs/tv_align.log 2>&1 &                            # the published run (docs/benchmarks.md)
+    OMP_NUM_THREADS=1 python benchmarks/tv_align_shapes.py --size small --steps 3000 --decoder-steps 700 \
+        --num-questions 700 --arms vtok --output runs/vtok.json > runs/vtok.log 2>&1 &   # the README's run, one arm
     python benchmarks/tv_align_shapes.py --combine runs/a.json runs/b.json   # arms or seeds trained in separate runs
 
 Every seed of every arm keeps its per-question correctness and per-prompt verdicts in the JSON, so runs of
