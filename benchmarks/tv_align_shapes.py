@@ -412,10 +412,12 @@ def write_results(results: dict, output: Path, num_resamples: int) -> dict:
                                 for split in SPLITS}  # fmt: skip
     results["generation"] = {arm: {split: summarise_generation(record, split, num_resamples) for split in SPLITS}
                              for arm, record in results["arms"].items()}  # fmt: skip
-    # runs written before reconstructions were judged have none: such an arm is left out of this summary
+    # runs written before reconstructions were judged have none: such an arm is left out of this summary, and said so
+    reconstructed = {arm for arm, record in results["arms"].items() if all("reconstruction_verdicts" in run for run in record["seeds"])}
+    for arm in results["arms"].keys() - reconstructed:
+        print(f"{arm}: a seed has no reconstruction verdicts (written before they were judged); the arm is left out of 'reconstruction'")
     results["reconstruction"] = {arm: {split: summarise_generation(record, split, num_resamples, key="reconstruction_verdicts") for split in SPLITS}
-                                 for arm, record in results["arms"].items()
-                                 if all("reconstruction_verdicts" in run for run in record["seeds"])}  # fmt: skip
+                                 for arm, record in results["arms"].items() if arm in reconstructed}  # fmt: skip
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=1))
     plot(results, output.with_suffix(".png"))

@@ -134,3 +134,17 @@ def test_a_cut_off_seed_keeps_the_pairing():
     assert summary["vtok"]["all"]["per_seed"] == [1.0, 0.0]
     assert summary["frames_all"]["all"]["vtok_minus_this"] == 1.0  # seed 0 only, not the mean over VTok's two seeds
     assert summary["frames_all"]["all"]["vtok_minus_this_seeds"] == [0]
+
+
+def test_an_arm_without_reconstructions_is_left_out_and_said_so(tmp_path, capsys):
+    """Seeds written before reconstructions were judged: their arm has no 'reconstruction' summary, and a line says why."""
+    import numpy as np
+
+    benchmark = _load_benchmark()
+    run = _fake_run(benchmark, {"vtok": {0: np.ones(70, int)}, "frames_all": {0: np.zeros(70, int)}})
+    vtok_seed = run["arms"]["vtok"]["seeds"][0]
+    vtok_seed["reconstruction_verdicts"] = vtok_seed["verdicts"]
+    results = benchmark.write_results(run, tmp_path / "r.json", 50)
+    assert list(results["reconstruction"]) == ["vtok"]
+    assert results["reconstruction"]["vtok"]["test"]["colour_moves_as_prompted"]["mean"] == 1.0
+    assert "frames_all: a seed has no reconstruction verdicts" in capsys.readouterr().out
