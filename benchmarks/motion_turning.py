@@ -37,7 +37,7 @@ from processing_vtok import VTokDataCollator, VTokProcessor
 from vtok_shapes.turning import TURNING_CATEGORIES, load_turning_objects
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tv_align_shapes import bootstrap_interval  # noqa: E402  (the same interval as the accuracy benchmark)
+from tv_align_shapes import bootstrap_interval, merge_runs  # noqa: E402  (the same interval and merge as the accuracy benchmark)
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,7 +152,7 @@ def summarise(results: dict, num_resamples: int) -> dict:
     vtok_seeds = [run["seed"] for run in results["arms"].get("vtok", {"seeds": []})["seeds"]]
     summary = {}
     for arm, record in results["arms"].items():
-        hits = np.array(record["hits"]).T  # (questions, seeds)
+        hits = np.array([run["hits"] for run in record["seeds"]]).T  # (questions, seeds)
         seeds = [run["seed"] for run in record["seeds"]]
         cells = {}
         for name in ["all", *TURNING_CATEGORIES]:
@@ -164,7 +164,7 @@ def summarise(results: dict, num_resamples: int) -> dict:
                     "num_questions": int(len(hits[rows]))}  # fmt: skip
             common = [seed for seed in seeds if seed in vtok_seeds]
             if arm != "vtok" and common:  # paired: the same questions and training seeds
-                reference = np.array(results["arms"]["vtok"]["hits"]).T[:, [vtok_seeds.index(seed) for seed in common]]
+                reference = np.array([results["arms"]["vtok"]["seeds"][vtok_seeds.index(seed)]["hits"] for seed in common]).T
                 difference = hits[rows][:, [seeds.index(seed) for seed in common]] - reference[rows]
                 cell["minus_vtok"] = round(float(difference.mean()), 4)
                 cell["minus_vtok_interval95"] = bootstrap_interval(difference, num_resamples)
@@ -232,32 +232,14 @@ def write_results(results: dict, output: Path, num_resamples: int) -> dict:
 
 def combine(paths: list[str], output: Path, num_resamples: int, time_vision: bool = True) -> dict:
     """One JSON and PNG from runs of the same settings that trained different arms or seeds (e.g. in
-    separate processes): every run stores its per-question correctness, so the paired differences stay
-    exact. A seed of an arm may come from one run only. With `time_vision`, the vision time of every arm
-    is measured again here, side by side (`interleaved_vision_ms`)."""
-    runs = [json.loads(Path(path).read_text()) for path in paths]
-
-    def shared(run: dict) -> dict:
-        return {"settings": {k: v for k, v in run["settings"].items() if k != "seeds"}, "question_categories": run["question_categories"]}
-
-    for path, run in zip(paths[1:], runs[1:]):
-        for key, value in shared(run).items():
-            if value != shared(runs[0])[key]:
-                raise ValueError(f"Runs to combine need the same {key} (seeds aside): {paths[0]} has {shared(runs[0])[key]}, {path} {value}.")
-    combined = {**runs[0], "command": " + ".join(run["command"] for run in runs), "arms": {},
-                "load_average": [value for run in runs for value in run["load_average"]]}  # fmt: skip
+    separate processes), merged as the accuracy benchmark merges its runs (`merge_runs`). With
+    `time_vision`, the vision time of every arm is measured again here, side by side (`interleaved_vision_ms`)."""
+    combined, runs = merge_runs(paths)
     for path, run in zip(paths, runs):
-        for arm, record in run["arms"].items():
-            merged = combined["arms"].setdefault(arm, {**record, "seeds": [], "hits": []})
-            for seed_run, hits in zip(record["seeds"], record["hits"]):
-                if any(seed_run["seed"] == other["seed"] for other in merged["seeds"]):
-                    raise ValueError(f"Seed {seed_run['seed']} of arm {arm!r} is in more than one run ({path} and another).")
-                merged["seeds"].append(seed_run)
-                merged["hits"].append(hits)
-    for record in combined["arms"].values():  # seeds in order, the hits with them
-        order = np.argsort([run["seed"] for run in record["seeds"]])
-        record["seeds"], record["hits"] = [record["seeds"][i] for i in order], [record["hits"][i] for i in order]
-    combined["settings"]["seeds"] = sorted({run["seed"] for record in combined["arms"].values() for run in record["seeds"]})
+        if any("hits" in record for record in run["arms"].values()):
+            raise ValueError(f"{path} keeps its hits per arm, beside the seeds (written before 2026-11-28): move each arm's "
+                             "hits[i] into seeds[i]['hits'] to combine it.")  # fmt: skip
+    combined["load_average"] = [value for run in runs for value in run["load_average"]]
     if time_vision:  # every arm timed again side by side: the runs' own timings come from different loads
         test = load_turning_objects("test", num_samples=combined["settings"]["vision_timing_videos"], num_frames=CLIP_FRAMES)
         texts = [f"{row['question']} {row['answer']}" for row in test.with_format(None)]
@@ -325,9 +307,8 @@ def main(argv=None):
         for arm in args.arms:
             run, hits = train_and_score(arm, seed, args, texts, train, questions)
             record = results["arms"].setdefault(arm, {key: ARMS[arm][key] for key in ("video_tokenization", "num_frames", "config")})
-            record.setdefault("seeds", []).append(run)
-            record.setdefault("hits", []).append(hits.astype(int).tolist())
             print(f"seed {seed} {arm}: accuracy {hits.mean():.3f}, {run}", flush=True)
+            record.setdefault("seeds", []).append({**run, "hits": hits.astype(int).tolist()})
             results["load_average"].append(round(os.getloadavg()[0], 1))
             results["vision_ms_per_video"] = {arm: None for arm in results["arms"]}  # timed once training is over
             write_results(results, output, args.bootstrap)  # after every arm: a cut-off run keeps what finished

@@ -290,10 +290,12 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def combine(paths: list[str], output: Path, num_resamples: int) -> dict:
-    """One JSON and PNG from runs of the same settings that trained different arms or seeds (e.g. in
-    parallel processes). Every run stores its per-question correctness and per-prompt verdicts, so the
-    paired differences stay exact. A seed of an arm may come from one run only."""
+def merge_runs(paths: list[str]) -> tuple[dict, list[dict]]:
+    """The result files at `paths`, runs of the same settings (seeds aside) that trained different arms or
+    seeds (e.g. in parallel processes), merged into one result: every seed run of every arm, in seed order,
+    with what it stored (its per-question correctness among them, so paired differences stay exact).
+    A seed of an arm may come from one run only. Returns the merged result and the runs as read; the
+    turning-objects benchmark merges its runs the same way."""
     runs = [json.loads(Path(path).read_text()) for path in paths]
 
     def shared(run: dict) -> dict:
@@ -305,18 +307,23 @@ def combine(paths: list[str], output: Path, num_resamples: int) -> dict:
         for key, value in shared(run).items():
             if value != shared(runs[0])[key]:
                 raise ValueError(f"Runs to combine need the same {key} (seeds aside): {paths[0]} has {shared(runs[0])[key]}, {path} {value}.")
-    combined = {**runs[0], "command": " + ".join(run["command"] for run in runs), "arms": {}}
+    merged = {**runs[0], "command": " + ".join(run["command"] for run in runs), "arms": {}}
     for path, run in zip(paths, runs):
         for arm, record in run["arms"].items():
-            merged = combined["arms"].setdefault(arm, {**record, "seeds": []})
+            merged_record = merged["arms"].setdefault(arm, {**record, "seeds": []})
             for seed_run in record["seeds"]:
-                if any(seed_run["seed"] == other["seed"] for other in merged["seeds"]):
+                if any(seed_run["seed"] == other["seed"] for other in merged_record["seeds"]):
                     raise ValueError(f"Seed {seed_run['seed']} of arm {arm!r} is in more than one run ({path} and another).")
-                merged["seeds"].append(seed_run)
-    for record in combined["arms"].values():
+                merged_record["seeds"].append(seed_run)
+    for record in merged["arms"].values():
         record["seeds"].sort(key=lambda run: run["seed"])
-    combined["settings"]["seeds"] = sorted({run["seed"] for record in combined["arms"].values() for run in record["seeds"]})
-    return write_results(combined, output, num_resamples)
+    merged["settings"]["seeds"] = sorted({run["seed"] for record in merged["arms"].values() for run in record["seeds"]})
+    return merged, runs
+
+
+def combine(paths: list[str], output: Path, num_resamples: int) -> dict:
+    """One JSON and PNG from runs of the same settings that trained different arms or seeds (`merge_runs`)."""
+    return write_results(merge_runs(paths)[0], output, num_resamples)
 
 
 def parse_args(argv=None):

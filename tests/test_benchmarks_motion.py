@@ -71,7 +71,7 @@ def test_quick_run_json(tmp_path):
             assert run["optimizer_steps"] == settings["steps"]
             assert run["tokens_per_video"] == run["tokens_per_video_from_layout"]
             assert run["train_seconds"] > 0
-        assert np.array(record["hits"]).shape == (len(settings["seeds"]), settings["num_questions"])
+        assert np.array([run["hits"] for run in record["seeds"]]).shape == (len(settings["seeds"]), settings["num_questions"])
 
     for arm, s in summary.items():
         assert s["vision_ms_per_video"] > 0  # timed side by side after training
@@ -94,7 +94,7 @@ def test_combine_keeps_paired_differences_and_seed_spread(tmp_path):
     run = {"tokens_per_video": 23, "encoder_patches_per_video": 128, "train_seconds": 1.0, "vision_ms_per_video": 2.0}
 
     def write(name: str, arm: str, seeds: list[int], arm_hits: list[list[int]]) -> Path:
-        record = {"seeds": [{**run, "seed": seed} for seed in seeds], "hits": arm_hits}
+        record = {"seeds": [{**run, "seed": seed, "hits": seed_hits} for seed, seed_hits in zip(seeds, arm_hits)]}
         settings = {**vars(args), "seeds": seeds}
         results = {"command": name, "load_average": [1.0], "settings": settings, "question_categories": categories, "arms": {arm: record}}
         benchmark.write_results(results, tmp_path / f"{name}.json", num_resamples=50)
@@ -105,7 +105,7 @@ def test_combine_keeps_paired_differences_and_seed_spread(tmp_path):
              write("vtok_0_2", "vtok", [0, 2], [hits["vtok"][0], [1] * 6])]  # fmt: skip
     combined = benchmark.main(["--combine", *map(str, paths), "--output", str(tmp_path / "all.json"), "--bootstrap", "50", "--no-vision-timing"])
     assert combined["settings"]["seeds"] == [0, 1, 2] and [r["seed"] for r in combined["arms"]["vtok"]["seeds"]] == [0, 1, 2]
-    assert combined["arms"]["vtok"]["hits"] == [hits["vtok"][0], hits["vtok"][1], [1] * 6]
+    assert [run["hits"] for run in combined["arms"]["vtok"]["seeds"]] == [hits["vtok"][0], hits["vtok"][1], [1] * 6]
     frames = combined["summary"]["frames_2"]["accuracy"]
     assert frames["all"]["per_seed"] == [round(1 / 6, 4), 0.5]
     assert frames["all"]["seed_std"] == round(float(np.std([1 / 6, 0.5], ddof=1)), 4)
@@ -115,6 +115,11 @@ def test_combine_keeps_paired_differences_and_seed_spread(tmp_path):
 
     with pytest.raises(ValueError, match="Seed 1 of arm 'vtok' is in more than one run"):
         benchmark.main(["--combine", *map(str, paths), str(paths[0]), "--output", str(tmp_path / "x.json")])
+    old_layout = json.loads(paths[0].read_text())  # hits beside the seeds, as written before 2026-11-28
+    old_layout["arms"]["vtok"]["hits"] = [run.pop("hits") for run in old_layout["arms"]["vtok"]["seeds"]]
+    (tmp_path / "old.json").write_text(json.dumps(old_layout))
+    with pytest.raises(ValueError, match=r"old.json keeps its hits per arm.*into seeds\[i\]\['hits'\]"):
+        benchmark.main(["--combine", str(tmp_path / "old.json"), str(paths[1]), "--output", str(tmp_path / "x.json"), "--no-vision-timing"])
     other = json.loads(paths[1].read_text())
     other["settings"]["steps"] = 7
     paths[1].write_text(json.dumps(other))
