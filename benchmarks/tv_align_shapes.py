@@ -294,8 +294,8 @@ def merge_runs(paths: list[str]) -> tuple[dict, list[dict]]:
     """The result files at `paths`, runs of the same settings (seeds aside) that trained different arms or
     seeds (e.g. in parallel processes), merged into one result: every seed run of every arm, in seed order,
     with what it stored (its per-question correctness among them, so paired differences stay exact).
-    A seed of an arm may come from one run only. Returns the merged result and the runs as read; the
-    turning-objects benchmark merges its runs the same way."""
+    A seed of an arm may come from one run only; `machine` lists each distinct machine line of the runs.
+    Returns the merged result and the runs as read; the turning-objects benchmark merges its runs the same way."""
     runs = [json.loads(Path(path).read_text()) for path in paths]
 
     def shared(run: dict) -> dict:
@@ -307,7 +307,8 @@ def merge_runs(paths: list[str]) -> tuple[dict, list[dict]]:
         for key, value in shared(run).items():
             if value != shared(runs[0])[key]:
                 raise ValueError(f"Runs to combine need the same {key} (seeds aside): {paths[0]} has {shared(runs[0])[key]}, {path} {value}.")
-    merged = {**runs[0], "command": " + ".join(run["command"] for run in runs), "arms": {}}
+    merged = {**runs[0], "command": " + ".join(run["command"] for run in runs), "arms": {},
+              "machine": " + ".join(dict.fromkeys(run["machine"] for run in runs))}  # each distinct one (torch threads may differ)
     for path, run in zip(paths, runs):
         for arm, record in run["arms"].items():
             merged_record = merged["arms"].setdefault(arm, {**record, "seeds": []})

@@ -96,7 +96,8 @@ def test_combine_keeps_paired_differences_and_seed_spread(tmp_path):
     def write(name: str, arm: str, seeds: list[int], arm_hits: list[list[int]]) -> Path:
         record = {"seeds": [{**run, "seed": seed, "hits": seed_hits} for seed, seed_hits in zip(seeds, arm_hits)]}
         settings = {**vars(args), "seeds": seeds}
-        results = {"command": name, "load_average": [1.0], "settings": settings, "question_categories": categories, "arms": {arm: record}}
+        results = {"command": name, "machine": f"{name}'s machine", "load_average": [1.0], "settings": settings,
+                   "question_categories": categories, "arms": {arm: record}}
         benchmark.write_results(results, tmp_path / f"{name}.json", num_resamples=50)
         return tmp_path / f"{name}.json"
 
@@ -106,6 +107,7 @@ def test_combine_keeps_paired_differences_and_seed_spread(tmp_path):
     combined = benchmark.main(["--combine", *map(str, paths), "--output", str(tmp_path / "all.json"), "--bootstrap", "50", "--no-vision-timing"])
     assert combined["settings"]["seeds"] == [0, 1, 2] and [r["seed"] for r in combined["arms"]["vtok"]["seeds"]] == [0, 1, 2]
     assert [run["hits"] for run in combined["arms"]["vtok"]["seeds"]] == [hits["vtok"][0], hits["vtok"][1], [1] * 6]
+    assert combined["machine"] == "vtok_1's machine + frames's machine + vtok_0_2's machine"
     frames = combined["summary"]["frames_2"]["accuracy"]
     assert frames["all"]["per_seed"] == [round(1 / 6, 4), 0.5]
     assert frames["all"]["seed_std"] == round(float(np.std([1 / 6, 0.5], ddof=1)), 4)

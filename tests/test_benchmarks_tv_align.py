@@ -86,7 +86,8 @@ def _fake_run(benchmark, arm_seeds: dict, steps: int = 2) -> dict:
                                                      "verdicts": {"test": [verdict], "heldout": [verdict]}} for seed, hits in seeds.items()]}
             for arm, seeds in arm_seeds.items()}  # fmt: skip
     categories = [benchmark.CATEGORIES[i % 7] for i in range(70)]
-    return {"command": "x", "settings": vars(args), "question_categories": {"test": categories, "heldout": categories}, "arms": arms}
+    return {"command": "x", "machine": f"{args.steps} steps' machine", "settings": vars(args),
+            "question_categories": {"test": categories, "heldout": categories}, "arms": arms}
 
 
 def test_combine_runs_of_different_arms_and_seeds_pairs_exactly(tmp_path):
@@ -111,6 +112,7 @@ def test_combine_runs_of_different_arms_and_seeds_pairs_exactly(tmp_path):
     assert cell["vtok_minus_this_seeds"] == [0, 1] and cell["vtok_minus_this"] == round(float(paired), 4)
     assert cell["per_seed"] == [round(float(hits["frames_all", seed].mean()), 4) for seed in (0, 1)]
     assert combined["generation"]["vtok"]["test"]["num_seeds"] == 2
+    assert combined["machine"] == runs[0]["machine"]  # the same machine line once
 
     with pytest.raises(ValueError, match="Seed 0 of arm 'vtok' is in more than one run"):
         benchmark.main(["--combine", *map(str, paths), str(paths[0]), "--output", str(tmp_path / "x.json")])
