@@ -13,6 +13,7 @@ benchmarks/results/colour_binding.json.
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -57,7 +58,7 @@ def main(argv=None) -> dict:
     results = {
         "benchmark": "Colour binding on unseen colour-shape pairs (issue 13)",
         "command": "python benchmarks/colour_binding.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "model": str(args.model),
+        "model": os.path.relpath(args.model),  # relative, so the JSON names no folder of this machine
         "num_colour_questions": {},
         "answers": {},
     }

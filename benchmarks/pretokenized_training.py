@@ -85,7 +85,7 @@ def main(argv=None):
     speedup = {key: results["pixels"][key] / results["stored_tokens"][key] for key in results["pixels"]}
     report = {
         "benchmark": "pretokenized_training",
-        "model": args.model,
+        "model": os.path.relpath(args.model),  # relative, so the JSON names no folder of this machine
         "batch_size": args.batch_size,
         "num_frames": args.num_frames,
         "num_video_tokens": processor.num_video_tokens(args.num_frames),

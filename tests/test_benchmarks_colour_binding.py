@@ -2,10 +2,12 @@
 --quick run on the bundled model counts every colour question once."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from conftest import load_script
+from vtok_cli.checkpoint import BUNDLED_MODEL
 
 
 def _load_benchmark():
@@ -28,6 +30,7 @@ def test_quick_run_counts_every_colour_question(tmp_path):
     output = tmp_path / "colour_binding.json"
     results = benchmark.main(["--quick", "--output", str(output)])
     assert json.loads(output.read_text()) == results
+    assert not Path(results["model"]).is_absolute() and Path(results["model"]).resolve() == BUNDLED_MODEL
     assert results["num_colour_questions"] == {"test": 10, "heldout": 10}  # 70 questions, 7 categories
     for split, answers in results["answers"].items():
         assert list(answers) == ["shape alone", "with other shapes"]

@@ -1,6 +1,7 @@
 """Training from stored VTok tokens (`video_embeds`): same loss as from pixels, no vision encoder pass."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 
 from conftest import load_script, tiny_stack
 from processing_vtok import VTokDataCollator
+from vtok_cli.checkpoint import BUNDLED_MODEL
 
 
 def clips(num_frames_per_clip):
@@ -139,6 +141,7 @@ def test_benchmark_quick_run_writes_its_json(tmp_path):
     output = tmp_path / "result.json"
     report = benchmark.main(["--quick", "--output", str(output)])
     assert json.loads(output.read_text()) == report
+    assert not Path(report["model"]).is_absolute() and Path(report["model"]).resolve() == BUNDLED_MODEL
     assert report["num_video_tokens"] == 16 + 3 and report["batch_size"] == 2
     for name in ("pixels", "stored_tokens"):
         assert set(report["results"][name]) == {"collate_seconds", "model_step_seconds", "total_seconds"}
