@@ -245,6 +245,7 @@ def plot(results: dict, path: Path) -> None:
                              squeeze=False)  # fmt: skip
     colours = dict(zip(ARMS, ("tab:red", "tab:blue", "tab:gray", "tab:orange")))
     tokens = {arm: info["tokens_per_video"] for arm, info in results["arms"].items()}
+    seeds = {arm: [run["seed"] for run in info["seeds"]] for arm, info in results["arms"].items()}  # arms may have different seeds
     # arms of the same token count (VTok's variants) side by side, a little apart
     x = {arm: count * 1.06 ** [other for other in tokens if tokens[other] == count].index(arm) for arm, count in tokens.items()}
 
@@ -256,7 +257,7 @@ def plot(results: dict, path: Path) -> None:
     for row, split in zip(axes, splits):
         for ax, name in zip(row, names):
             for arm, cells in results["understanding"][split].items():
-                point(ax, arm, cells[name]["accuracy"], cells[name]["interval95"], label=f"{arm} ({tokens[arm]})")
+                point(ax, arm, cells[name]["accuracy"], cells[name]["interval95"], label=f"{arm} ({tokens[arm]} tokens, seeds {seeds[arm]})")
             ax.set_title(f"{split}: {name}", fontsize=9)
         row[0].set_ylabel("accuracy (95% CI)")
     for ax, check in zip(axes[-1], GENERATION_CHECKS):
@@ -280,7 +281,8 @@ def plot(results: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     for ax in [*axes[-1][: len(GENERATION_CHECKS)], *axes[-2][len(GENERATION_CHECKS):]]:  # the lowest panels drawn
         ax.set_xlabel("tokens / video")
-    axes[0][0].legend(fontsize=7, loc="lower left")
+    legend_room = axes[-1][len(GENERATION_CHECKS)]  # the empty panels beside the generation row
+    legend_room.legend(*axes[0][0].get_legend_handles_labels(), fontsize=8, loc="center left")
     settings = results["settings"]
     fig.suptitle(f"VTok-Shapes question accuracy and text-to-video checks against LLM tokens per 8-frame video: {settings['size']} preset, "
                  f"{settings['steps']} LLM steps, {settings['decoder_steps']} decoder steps, seeds {settings['seeds']}, "
