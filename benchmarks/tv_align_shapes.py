@@ -189,8 +189,9 @@ def judge_true_clips(prompts) -> dict:
 
 def summarise_understanding(arms: dict, split: str, categories: list[str], num_resamples: int) -> dict:
     """Per arm: accuracy (mean over seeds) overall and per category with bootstrap intervals over
-    questions, per-seed values, and the paired difference to VTok with its interval, over the seeds both
-    arms have (matched by seed number: a cut-off run may leave VTok with one more)."""
+    questions, per-seed values, and the paired difference to VTok with its interval and per seed, over the
+    seeds both arms have (matched by seed number: a cut-off run may leave VTok with one more). The intervals
+    resample questions only: the per-seed values show the training-seed noise they leave out."""
     summary = {}
     categories = np.array(categories)
     vtok_seeds = [run["seed"] for run in arms.get("vtok", {"seeds": []})["seeds"]]
@@ -212,19 +213,21 @@ def summarise_understanding(arms: dict, split: str, categories: list[str], num_r
                 cell["vtok_minus_this"] = round(float(difference.mean()), 4)
                 cell["vtok_minus_this_interval95"] = bootstrap_interval(difference, num_resamples)
                 cell["vtok_minus_this_seeds"] = common
+                cell["vtok_minus_this_per_seed"] = [round(float(v), 4) for v in difference.mean(0)]  # does the sign hold across seeds?
             entry[name] = cell
         summary[arm] = entry
     return summary
 
 
 def summarise_generation(record: dict, split: str, num_resamples: int, key: str = "verdicts") -> dict:
-    """Judge scores of one arm averaged over prompts and seeds, with bootstrap intervals over prompts
-    (`key`: the seeds' `"verdicts"` of generated clips or `"reconstruction_verdicts"`)."""
+    """Judge scores of one arm averaged over prompts and seeds, with bootstrap intervals over prompts and the
+    mean of each seed (`key`: the seeds' `"verdicts"` of generated clips or `"reconstruction_verdicts"`)."""
     verdicts = [run[key][split] for run in record["seeds"]]
     summary = {"num_prompts": len(verdicts[0]), "num_seeds": len(verdicts)}
     for check in verdicts[0][0]:
         values = np.array([[v[check] for v in seed_verdicts] for seed_verdicts in verdicts]).T  # (prompts, seeds)
-        summary[check] = {"mean": round(float(values.mean()), 4), "interval95": bootstrap_interval(values, num_resamples)}
+        summary[check] = {"mean": round(float(values.mean()), 4), "interval95": bootstrap_interval(values, num_resamples),
+                          "per_seed": [round(float(v), 4) for v in values.mean(0)]}  # fmt: skip
     return summary
 
 

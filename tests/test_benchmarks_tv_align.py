@@ -111,7 +111,9 @@ def test_combine_runs_of_different_arms_and_seeds_pairs_exactly(tmp_path):
     paired = np.mean([hits["vtok", seed] - hits["frames_all", seed] for seed in (0, 1)])
     assert cell["vtok_minus_this_seeds"] == [0, 1] and cell["vtok_minus_this"] == round(float(paired), 4)
     assert cell["per_seed"] == [round(float(hits["frames_all", seed].mean()), 4) for seed in (0, 1)]
+    assert cell["vtok_minus_this_per_seed"] == [round(float((hits["vtok", seed] - hits["frames_all", seed]).mean()), 4) for seed in (0, 1)]
     assert combined["generation"]["vtok"]["test"]["num_seeds"] == 2
+    assert len(combined["generation"]["vtok"]["test"]["all_right"]["per_seed"]) == 2
     assert combined["machine"] == runs[0]["machine"]  # the same machine line once
 
     with pytest.raises(ValueError, match="Seed 0 of arm 'vtok' is in more than one run"):
@@ -136,6 +138,7 @@ def test_a_cut_off_seed_keeps_the_pairing():
     assert summary["vtok"]["all"]["per_seed"] == [1.0, 0.0]
     assert summary["frames_all"]["all"]["vtok_minus_this"] == 1.0  # seed 0 only, not the mean over VTok's two seeds
     assert summary["frames_all"]["all"]["vtok_minus_this_seeds"] == [0]
+    assert summary["frames_all"]["all"]["vtok_minus_this_per_seed"] == [1.0]
 
 
 def test_an_arm_without_reconstructions_is_left_out_and_said_so(tmp_path, capsys):
