@@ -113,7 +113,7 @@ def test_combine_runs_of_different_arms_and_seeds_pairs_exactly(tmp_path):
     assert cell["per_seed"] == [round(float(hits["frames_all", seed].mean()), 4) for seed in (0, 1)]
     assert cell["vtok_minus_this_per_seed"] == [round(float((hits["vtok", seed] - hits["frames_all", seed]).mean()), 4) for seed in (0, 1)]
     assert combined["generation"]["vtok"]["test"]["num_seeds"] == 2
-    assert len(combined["generation"]["vtok"]["test"]["all_right"]["per_seed"]) == 2
+    assert combined["generation"]["vtok"]["test"]["temporal_consistency"]["per_seed"] == [0.5, 0.5]  # each seed judged one prompt at 0.5
     assert combined["machine"] == runs[0]["machine"]  # the same machine line once
 
     with pytest.raises(ValueError, match="Seed 0 of arm 'vtok' is in more than one run"):
