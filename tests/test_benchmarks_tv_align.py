@@ -76,6 +76,17 @@ def test_bootstrap_interval_contains_the_mean():
     assert benchmark.bootstrap_interval(np.ones(10), 50) == [1.0, 1.0]
 
 
+def test_the_interval_with_seed_noise_holds_what_the_seeds_disagree_on():
+    """Seed 0 answers every question right and seed 1 none: resampling questions alone sees no noise at all
+    (every resample's mean is 0.5); resampling the seeds too draws both seeds the same a quarter of the time."""
+    benchmark = _load_benchmark()
+    import numpy as np
+
+    values = np.stack([np.ones(50), np.zeros(50)], axis=1)  # (questions, seeds)
+    assert benchmark.bootstrap_interval(values, 500) == [0.5, 0.5]
+    assert benchmark.bootstrap_interval(values, 500, resample_seeds=True) == [0.0, 1.0]
+
+
 def _fake_run(benchmark, arm_seeds: dict, steps: int = 2) -> dict:
     """A result of `--quick` settings whose arms answered 70 questions (`{arm: {seed: hits}}`) and judged one prompt."""
     args = benchmark.parse_args(["--quick"])
@@ -112,6 +123,8 @@ def test_combine_runs_of_different_arms_and_seeds_pairs_exactly(tmp_path):
     assert cell["vtok_minus_this_seeds"] == [0, 1] and cell["vtok_minus_this"] == round(float(paired), 4)
     assert cell["per_seed"] == [round(float(hits["frames_all", seed].mean()), 4) for seed in (0, 1)]
     assert cell["vtok_minus_this_per_seed"] == [round(float((hits["vtok", seed] - hits["frames_all", seed]).mean()), 4) for seed in (0, 1)]
+    low, high = cell["vtok_minus_this_interval95_with_seed_noise"]
+    assert low <= cell["vtok_minus_this"] <= high and high - low >= 0.05  # two seeds and 70 questions of coin flips: wide
     assert combined["generation"]["vtok"]["test"]["num_seeds"] == 2
     assert combined["generation"]["vtok"]["test"]["temporal_consistency"]["per_seed"] == [0.5, 0.5]  # each seed judged one prompt at 0.5
     assert combined["machine"] == runs[0]["machine"]  # the same machine line once
