@@ -145,8 +145,9 @@ def train_and_score(arm: str, seed: int, args, texts, train, questions) -> tuple
 
 def summarise(results: dict, num_resamples: int) -> dict:
     """Per arm and category (and "all"): accuracy averaged over seeds, its 95% bootstrap interval over
-    questions, the per-seed accuracies and their spread, and the paired difference to "vtok" (same
-    questions, the training seeds both arms have, averaged) with its interval; plus the arm's costs (vision
+    questions (and over questions and seeds: `interval95_with_seed_noise`), the per-seed accuracies and their
+    spread, and the paired difference to "vtok" (same questions, the training seeds both arms have,
+    averaged) with both intervals; plus the arm's costs (vision
     time from `interleaved_vision_ms`, training time averaged over seeds)."""
     categories = np.array(results["question_categories"])
     vtok_seeds = [run["seed"] for run in results["arms"].get("vtok", {"seeds": []})["seeds"]]
@@ -159,6 +160,7 @@ def summarise(results: dict, num_resamples: int) -> dict:
             rows = slice(None) if name == "all" else categories == name
             per_seed = hits[rows].mean(0)
             cell = {"accuracy": round(float(per_seed.mean()), 4), "interval95": bootstrap_interval(hits[rows], num_resamples),
+                    "interval95_with_seed_noise": bootstrap_interval(hits[rows], num_resamples, resample_seeds=True),
                     "per_seed": [round(float(v), 4) for v in per_seed],
                     "seed_std": round(float(per_seed.std(ddof=1)), 4) if len(per_seed) > 1 else None,
                     "num_questions": int(len(hits[rows]))}  # fmt: skip
@@ -168,6 +170,7 @@ def summarise(results: dict, num_resamples: int) -> dict:
                 difference = hits[rows][:, [seeds.index(seed) for seed in common]] - reference[rows]
                 cell["minus_vtok"] = round(float(difference.mean()), 4)
                 cell["minus_vtok_interval95"] = bootstrap_interval(difference, num_resamples)
+                cell["minus_vtok_interval95_with_seed_noise"] = bootstrap_interval(difference, num_resamples, resample_seeds=True)
                 cell["minus_vtok_seeds"] = common
             cells[name] = cell
         runs = record["seeds"]

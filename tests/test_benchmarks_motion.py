@@ -114,6 +114,12 @@ def test_combine_keeps_paired_differences_and_seed_spread(tmp_path):
     assert frames["all"]["minus_vtok_seeds"] == [0, 1]  # paired by seed, then averaged
     assert frames["all"]["minus_vtok"] == round(((1 / 6 - 3 / 6) + (3 / 6 - 3 / 6)) / 2, 4)
     assert frames["color"]["accuracy"] == 0.25 and combined["summary"]["vtok"]["accuracy"]["color"]["per_seed"] == [0.0, 0.0, 1.0]
+    vtok_colour = combined["summary"]["vtok"]["accuracy"]["color"]  # every colour question: wrong in seeds 0 and 1, right in 2
+    assert vtok_colour["interval95"] == [0.3333, 0.3333]  # resampling questions cannot see that
+    low, high = vtok_colour["interval95_with_seed_noise"]  # resampling the seeds can: all three draws 0 or 1 in 8 of 27
+    assert low == 0.0 and high >= 2 / 3
+    low, high = frames["all"]["minus_vtok_interval95_with_seed_noise"]
+    assert low <= frames["all"]["minus_vtok"] <= high
 
     with pytest.raises(ValueError, match="Seed 1 of arm 'vtok' is in more than one run"):
         benchmark.main(["--combine", *map(str, paths), str(paths[0]), "--output", str(tmp_path / "x.json")])
