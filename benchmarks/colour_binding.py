@@ -27,6 +27,13 @@ from vtok_shapes.dataset import COLORS, SPLITS, load_vtok_shapes
 RESULTS = Path(__file__).parent / "results"
 CLIP_FRAMES = 8  # as the accuracy benchmark renders its clips
 KINDS = ("right", "another shape's colour in the clip", "a colour absent from the clip", "not a colour")
+CLIP_KINDS = ("shape alone", "with other shapes")
+
+
+def clip_kind(question: dict) -> str:
+    """Which of `CLIP_KINDS` a colour question's clip is: with the asked shape alone there is nothing to
+    bind (naming the one colour in the clip is right); among other shapes the colour must be bound to it."""
+    return CLIP_KINDS[0] if len(question["shapes"]) == 1 else CLIP_KINDS[1]
 
 
 def answer_kind(answer: str, example: dict) -> str:
@@ -66,9 +73,9 @@ def main(argv=None) -> dict:
         data = load_vtok_shapes(split, num_samples=args.num_questions, num_frames=CLIP_FRAMES)
         questions = [data[i] for i in range(len(data)) if data[i]["category"] == "color"]
         answers = answer_questions(model, collator, questions)
-        counts = {"shape alone": Counter(), "with other shapes": Counter()}
+        counts = {clips: Counter() for clips in CLIP_KINDS}
         for answer, question in zip(answers, questions):
-            counts["shape alone" if len(question["shapes"]) == 1 else "with other shapes"][answer_kind(answer, question)] += 1
+            counts[clip_kind(question)][answer_kind(answer, question)] += 1
         results["num_colour_questions"][split] = len(questions)
         results["answers"][split] = {clips: {kind: counter[kind] for kind in KINDS} for clips, counter in counts.items()}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

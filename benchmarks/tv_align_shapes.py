@@ -29,8 +29,8 @@ clips themselves are judged, the judge's own ceiling.
         --num-questions 700 --arms vtok --output runs/vtok.json > runs/vtok.log 2>&1 &   # the README's run, one arm
     python benchmarks/tv_align_shapes.py --combine runs/a.json runs/b.json   # arms or seeds trained in separate runs
 
-Every seed of every arm keeps its per-question correctness and per-prompt verdicts in the JSON, so runs of
-the same settings merge with exact paired differences.
+Every seed of every arm keeps its per-question answers and correctness and its per-prompt verdicts in the
+JSON, so runs of the same settings merge with exact paired differences.
 """
 
 import argparse
@@ -154,13 +154,14 @@ def train_arm(arm: str, seed: int, args, texts, examples, output_dir: Path) -> d
     return result
 
 
-def correctness(model, collator, examples) -> np.ndarray:
-    """1.0 where the greedy answer matches the reference (the `qa_accuracy` normalisation), else 0.0."""
+def answer_and_score(model, collator, examples) -> tuple[list[str], np.ndarray]:
+    """The greedy answers, and 1.0 where one matches the reference (the `qa_accuracy` normalisation), else
+    0.0. The answers are kept so that a wrong one can be told apart (e.g. `colour_binding.answer_kind`)."""
     answers = answer_questions(model, collator, examples)
     scores = qa_accuracy(answers, examples)
     hits = np.array([normalize_answer(a) == normalize_answer(e["answer"]) for a, e in zip(answers, examples)], dtype=float)
     assert abs(scores["accuracy"] - hits.mean()) < 1e-9, "per-question scores disagree with qa_accuracy"
-    return hits
+    return answers, hits
 
 
 def generate_and_judge(trained: dict, num_frames: int, prompts, args, seed: int) -> dict[str, list[dict]]:
@@ -417,10 +418,10 @@ def main(argv=None):
                                                       "seeds": []})  # fmt: skip
             if record["tokens_per_video"] != tokens:
                 raise RuntimeError(f"{arm}: {tokens} tokens per video with seed {seed}, {record['tokens_per_video']} before")
-            run = {"seed": seed, **{key: trained[key] for key in ("optimizer_steps", "train_seconds", "final_losses")}, "hits": {}}
+            run = {"seed": seed, **{key: trained[key] for key in ("optimizer_steps", "train_seconds", "final_losses")}, "hits": {}, "answers": {}}
             for split in SPLITS:
                 started = time.perf_counter()
-                hits = correctness(trained["model"], trained["collator"], questions[split])
+                run["answers"][split], hits = answer_and_score(trained["model"], trained["collator"], questions[split])
                 run[f"{split}_answer_seconds"] = round(time.perf_counter() - started, 1)
                 run["hits"][split] = hits.astype(int).tolist()
                 print(f"   {split}: accuracy {hits.mean():.3f}", flush=True)
@@ -431,7 +432,7 @@ def main(argv=None):
             run["reconstruction_verdicts"] = {split: judged[split]["reconstructed"] for split in SPLITS}
             run["generate_and_judge_seconds"] = round(time.perf_counter() - started, 1)
             record["seeds"].append(run)
-            print(f"   { {k: v for k, v in run.items() if k not in ('hits', 'verdicts', 'reconstruction_verdicts')} }", flush=True)
+            print(f"   { {k: v for k, v in run.items() if k not in ('hits', 'answers', 'verdicts', 'reconstruction_verdicts')} }", flush=True)
             write_results(results, Path(args.output), args.bootstrap)  # after every arm: a cut-off run keeps what finished
     return results
 

@@ -7,6 +7,8 @@ import json
 import pytest
 
 from conftest import load_script
+from modeling_vtok.metrics_vtok import normalize_answer
+from vtok_shapes.dataset import load_vtok_shapes
 
 
 def _load_benchmark():
@@ -56,6 +58,11 @@ def test_quick_run_json(tmp_path):
                 for key in checks:
                     _check_interval(summary[key], key="mean")
         assert results["judge_on_true_clips"][split]["all_right"] == 1.0  # the judge passes every true clip
+        references = load_vtok_shapes(split, num_samples=results["settings"]["num_questions"], num_frames=8)["answer"]
+        for info in arms.values():  # the answers are kept, and each hit is its answer's match
+            for run in info["seeds"]:
+                matches = [int(normalize_answer(a) == normalize_answer(r)) for a, r in zip(run["answers"][split], references, strict=True)]
+                assert run["hits"][split] == matches
 
 
 def test_arguments_are_checked():
