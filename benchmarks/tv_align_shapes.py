@@ -99,7 +99,7 @@ def bootstrap_interval(values: np.ndarray, num_resamples: int, seed: int = 0, re
     num_questions, num_seeds = values.shape
 
     def resample():
-        columns = rng.integers(0, num_seeds, num_seeds) if resample_seeds else slice(None)
+        columns = rng.integers(0, num_seeds, num_seeds) if resample_seeds and num_seeds > 1 else slice(None)  # one seed: as without
         return values[rng.integers(0, num_questions, num_questions)][:, columns].mean()
 
     means = np.array([resample() for _ in range(num_resamples)])

@@ -92,6 +92,7 @@ def test_the_interval_with_seed_noise_holds_what_the_seeds_disagree_on():
     values = np.stack([np.ones(50), np.zeros(50)], axis=1)  # (questions, seeds)
     assert benchmark.bootstrap_interval(values, 500) == [0.5, 0.5]
     assert benchmark.bootstrap_interval(values, 500, resample_seeds=True) == [0.0, 1.0]
+    assert benchmark.bootstrap_interval(values[:, :1], 500, resample_seeds=True) == benchmark.bootstrap_interval(values[:, :1], 500)  # one seed: nothing to resample
 
 
 def _fake_run(benchmark, arm_seeds: dict, steps: int = 2) -> dict:
