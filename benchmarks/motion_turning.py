@@ -147,8 +147,8 @@ def summarise(results: dict, num_resamples: int) -> dict:
     """Per arm and category (and "all"): accuracy averaged over seeds, its 95% bootstrap interval over
     questions (and over questions and seeds: `interval95_with_seed_noise`), the per-seed accuracies and their
     spread, and the paired difference to "vtok" (same questions, the training seeds both arms have,
-    averaged) with both intervals; plus the arm's costs (vision
-    time from `interleaved_vision_ms`, training time averaged over seeds)."""
+    averaged) with both intervals; plus the arm's costs (vision time from `interleaved_vision_ms`, training
+    time averaged over seeds)."""
     categories = np.array(results["question_categories"])
     vtok_seeds = [run["seed"] for run in results["arms"].get("vtok", {"seeds": []})["seeds"]]
     summary = {}

@@ -45,12 +45,13 @@ def accuracy_by_clip_kind(hits: list[int], questions: list[dict]) -> dict:
 def breakdown(run: dict, questions: dict[int, dict]) -> dict:
     """One seed's held-out colour accuracy, overall and per colour-shape pair, each per clip kind, and what
     its answers named when the run kept them."""
-    hits = [run["hits"]["heldout"][i] for i in questions]
-    rows = list(questions.values())
-    pairs = sorted({f"{row['color']} {row['shape']}" for row in rows})
-    of_pair = lambda pair: [i for i, row in enumerate(rows) if f"{row['color']} {row['shape']}" == pair]  # noqa: E731
-    result = {"seed": run["seed"], "accuracy": accuracy_by_clip_kind(hits, rows),
-              "by_pair": {pair: accuracy_by_clip_kind([hits[i] for i in of_pair(pair)], [rows[i] for i in of_pair(pair)]) for pair in pairs}}  # fmt: skip
+    hits = {i: run["hits"]["heldout"][i] for i in questions}
+    of_pair = {}  # "red triangle" -> the indices of its questions
+    for i, question in questions.items():
+        of_pair.setdefault(f"{question['color']} {question['shape']}", []).append(i)
+    result = {"seed": run["seed"], "accuracy": accuracy_by_clip_kind(list(hits.values()), list(questions.values())),
+              "by_pair": {pair: accuracy_by_clip_kind([hits[i] for i in of_pair[pair]], [questions[i] for i in of_pair[pair]])
+                          for pair in sorted(of_pair)}}  # fmt: skip
     if "answers" in run:
         kinds = {clips: Counter() for clips in CLIP_KINDS}
         for i, question in questions.items():

@@ -2,6 +2,7 @@
 broken down over exactly the colour questions it asked, by pair and clip kind, with answer kinds when kept."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,9 @@ def test_breakdown_over_the_colour_questions_asked(tmp_path):
     assert first["accuracy"]["shape alone"]["num_questions"] == alone and first["accuracy"]["with other shapes"]["num_questions"] == 10 - alone
     assert sum(cells["all"]["num_questions"] for cells in first["by_pair"].values()) == 10
     assert set(first["by_pair"]) == {f"{data[i]['color']} {data[i]['shape']}" for i in colour}
+    for pair, cells in first["by_pair"].items():  # each pair's accuracy over its own questions
+        asked = [i for i in colour if f"{data[i]['color']} {data[i]['shape']}" == pair]
+        assert cells["all"] == {"accuracy": round(sum(right[i] for i in asked) / len(asked), 4), "num_questions": len(asked)}
     kinds = first["answer_kinds"]
     assert sum(counts["right"] for counts in kinds.values()) == 4
     assert sum(counts["not a colour"] for counts in kinds.values()) == 6
@@ -46,7 +50,7 @@ def test_a_source_without_per_question_results_is_refused(tmp_path):
     path.write_text(json.dumps({"settings": {"num_questions": 70}, "arms": {}}))
     with pytest.raises(ValueError, match="old.json stores no per-question results"):
         benchmark.main([str(path), "--output", str(tmp_path / "out.json")])
-    source = json.loads(open(_source(tmp_path, [])).read())
+    source = json.loads(Path(_source(tmp_path, [])).read_text())
     source["question_categories"]["heldout"] = ["color"] * 70
     path.write_text(json.dumps(source))
     with pytest.raises(ValueError, match="not the ones the benchmark stored"):
