@@ -4,8 +4,8 @@
 (it trains nothing) for the held-out split's colour questions ("what color is the <shape>?" about a
 colour-shape pair never seen in training) and breaks each arm and seed's accuracy down by the pair asked
 and by whether the shape is alone in the clip (`colour_binding.clip_kind`). Where a run kept its answers,
-the answers are also sorted as `colour_binding.answer_kind` sorts them. Writes
-benchmarks/results/unseen_colour_by_seed.json.
+the answers are also sorted as `colour_binding.answer_kind` sorts them, and the colours named for each
+pair's lone shape are counted. Writes benchmarks/results/unseen_colour_by_seed.json.
 
     python benchmarks/unseen_colour_by_seed.py benchmarks/results/tv_align_shapes_small_3000_steps.json
 """
@@ -57,6 +57,9 @@ def breakdown(run: dict, questions: dict[int, dict]) -> dict:
         for i, question in questions.items():
             kinds[clip_kind(question)][answer_kind(run["answers"]["heldout"][i], question)] += 1
         result["answer_kinds"] = {clips: {kind: counter[kind] for kind in KINDS} for clips, counter in kinds.items()}
+        # what it names for a lone shape: the pair's own colour, or one the shape had in training (an answer from the shape)
+        result["named_when_alone"] = {pair: dict(Counter(run["answers"]["heldout"][i] for i in of_pair[pair] if clip_kind(questions[i]) == CLIP_KINDS[0]))
+                                      for pair in sorted(of_pair)}  # fmt: skip
     return result
 
 

@@ -2,6 +2,7 @@
 broken down over exactly the colour questions it asked, by pair and clip kind, with answer kinds when kept."""
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,11 @@ def test_breakdown_over_the_colour_questions_asked(tmp_path):
     kinds = first["answer_kinds"]
     assert sum(counts["right"] for counts in kinds.values()) == 4
     assert sum(counts["not a colour"] for counts in kinds.values()) == 6
-    assert "answer_kinds" not in second  # that run kept no answers
+    for pair, named in first["named_when_alone"].items():  # every lone question of the pair, by the colour named
+        lone = [i for i in colour if f"{data[i]['color']} {data[i]['shape']}" == pair and len(data[i]["shapes"]) == 1]
+        assert named == dict(Counter(answers[i] for i in lone))
+    assert sum(sum(named.values()) for named in first["named_when_alone"].values()) == alone
+    assert "answer_kinds" not in second and "named_when_alone" not in second  # that run kept no answers
 
 
 def test_a_source_without_per_question_results_is_refused(tmp_path):
