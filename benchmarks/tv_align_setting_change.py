@@ -10,7 +10,7 @@ needs (the questions drawn, the prompts judged) must agree. `questions_answered_
 the part of training that was not changed came out the same.
 
     python benchmarks/tv_align_setting_change.py benchmarks/results/tv_align_shapes_small_3000_steps.json \\
-        benchmarks/results/tv_align_shapes_small_decoder_2100.json --output benchmarks/results/decoder_2100_vs_700.json
+        benchmarks/results/tv_align_shapes_small_decoder_2100_steps.json --output benchmarks/results/decoder_2100_vs_700_steps.json
 """
 
 import argparse
@@ -47,7 +47,9 @@ def seed_change(base: dict, changed: dict, num_resamples: int) -> dict:
         result["understanding"][split] = paired_change(hits, changed["hits"][split], num_resamples)
         result["questions_answered_differently"][split] = int(sum(a != b for a, b in zip(hits, changed["hits"][split], strict=True)))
         for section, key in (("generation", "verdicts"), ("reconstruction", "reconstruction_verdicts")):
-            if key in base and key in changed:
+            if (key in base) != (key in changed):
+                raise ValueError(f"Seed {base['seed']}: only the {'base' if key in base else 'changed'} run has {key!r}: nothing to pair.")
+            if key in base:  # runs before the decoder's ceiling was measured have no reconstruction_verdicts
                 result[section][split] = verdict_changes(base[key][split], changed[key][split], num_resamples)
     return result
 

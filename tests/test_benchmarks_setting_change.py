@@ -61,4 +61,10 @@ def test_runs_that_cannot_be_paired_are_refused(tmp_path):
     fewer_prompts = _result(tmp_path, "prompts", 2100, {"vtok": {0: (hits, [1, 1])}})
     with pytest.raises(ValueError, match="judged different prompts"):
         benchmark.main([base, fewer_prompts, "--output", str(tmp_path / "out.json")])
+    no_ceiling = json.loads(open(fewer_prompts).read())
+    no_ceiling["arms"]["vtok"]["seeds"][0].update(verdicts=json.loads(open(base).read())["arms"]["vtok"]["seeds"][0]["verdicts"])
+    del no_ceiling["arms"]["vtok"]["seeds"][0]["reconstruction_verdicts"]
+    (tmp_path / "no_ceiling.json").write_text(json.dumps(no_ceiling))
+    with pytest.raises(ValueError, match="only the base run has 'reconstruction_verdicts'"):
+        benchmark.main([base, str(tmp_path / "no_ceiling.json"), "--output", str(tmp_path / "out.json")])
     assert not (tmp_path / "out.json").exists()
