@@ -34,10 +34,11 @@ def paired_change(base: list[float], changed: list[float], num_resamples: int) -
 
 
 def verdict_changes(base: list[dict], changed: list[dict], num_resamples: int) -> dict:
-    """`paired_change` of every judge check over the prompts both runs judged."""
+    """`paired_change` of every judge check both runs have (a run judged before a check was added lacks
+    it) over the prompts both runs judged."""
     if len(base) != len(changed):
         raise ValueError(f"The runs judged different prompts ({len(base)} and {len(changed)}): nothing to pair.")
-    return {check: paired_change([v[check] for v in base], [v[check] for v in changed], num_resamples) for check in base[0]}
+    return {check: paired_change([v[check] for v in base], [v[check] for v in changed], num_resamples) for check in base[0] if check in changed[0]}
 
 
 def seed_change(base: dict, changed: dict, num_resamples: int) -> dict:

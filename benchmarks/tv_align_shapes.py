@@ -166,8 +166,8 @@ def answer_and_score(model, collator, examples) -> tuple[list[str], np.ndarray]:
 
 def generate_and_judge(trained: dict, num_frames: int, prompts, args, seed: int) -> dict[str, list[dict]]:
     """Judges two clips per prompt, each of the arm's `num_frames` frames, on colour+direction, count,
-    size, position and consistency at the frames of the prompt's 8-frame clip it shows (those the arm's
-    processor samples):
+    size, position, consistency and shape, and scores their overlap with the prompt's own clip, at the
+    frames of the prompt's 8-frame clip it shows (those the arm's processor samples; `judge_generated_clip`):
 
     - `"generated"`: from the prompt through the arm's pipeline (the LLM writes the tokens), noise from `seed`;
     - `"reconstructed"`: the prompt's true clip through `pipeline.reconstruct` (its own tokens, no LLM), noise
@@ -240,7 +240,12 @@ def summarise_generation(record: dict, split: str, num_resamples: int, key: str 
     of generated clips or `"reconstruction_verdicts"`)."""
     verdicts = [run[key][split] for run in record["seeds"]]
     summary = {"num_prompts": len(verdicts[0]), "num_seeds": len(verdicts)}
-    for check in verdicts[0][0]:
+    # seeds judged before a check was added lack it: a check is summarised only where every seed has it
+    checks = [check for check in verdicts[0][0] if all(check in seed_verdicts[0] for seed_verdicts in verdicts)]
+    left_out = sorted({check for seed_verdicts in verdicts for check in seed_verdicts[0]} - set(checks))
+    if left_out:
+        print(f"{key} {split}: {left_out} left out of the summary: not every seed was judged on them")
+    for check in checks:
         values = np.array([[v[check] for v in seed_verdicts] for seed_verdicts in verdicts]).T  # (prompts, seeds)
         summary[check] = {"mean": round(float(values.mean()), 4), "interval95": bootstrap_interval(values, num_resamples),
                           "interval95_with_seed_noise": bootstrap_interval(values, num_resamples, resample_seeds=True),
@@ -248,7 +253,8 @@ def summarise_generation(record: dict, split: str, num_resamples: int, key: str 
     return summary
 
 
-GENERATION_CHECKS = ("colour_moves_as_prompted", "count_right", "size_right", "position_right", "consistent", "all_right")
+# The judge's checks drawn (those the results have: runs judged before `shape_right` and the IoU lack them)
+GENERATION_CHECKS = ("colour_moves_as_prompted", "count_right", "size_right", "position_right", "all_right", "shape_right", "iou_with_prompted_clip")
 
 
 def plot(results: dict, path: Path) -> None:
@@ -280,7 +286,8 @@ def plot(results: dict, path: Path) -> None:
                 point(ax, arm, cells[name]["accuracy"], cells[name]["interval95"], label=f"{arm} ({tokens[arm]} tokens, seeds {seeds[arm]})")
             ax.set_title(f"{split}: {name}", fontsize=9)
         row[0].set_ylabel("accuracy (95% CI)")
-    for ax, check in zip(axes[-1], GENERATION_CHECKS):
+    checks = [check for check in GENERATION_CHECKS if all(check in record["test"] for record in results["generation"].values())]
+    for ax, check in zip(axes[-1], checks):
         for arm in results["arms"]:
             generated = results["generation"][arm]["test"][check]
             point(ax, arm, generated["mean"], generated["interval95"], offset=0.97)
@@ -289,7 +296,7 @@ def plot(results: dict, path: Path) -> None:
                 point(ax, arm, reconstructed["mean"], reconstructed["interval95"], offset=1.03, hollow=True)
         ax.set_title(check.replace("_", " "), fontsize=9)
     axes[-1][0].set_ylabel("test clips passing (95% CI)\nfilled: generated\nhollow: reconstructed", fontsize=8)
-    for ax in axes[-1][len(GENERATION_CHECKS):]:
+    for ax in axes[-1][len(checks):]:
         ax.axis("off")
     for ax in axes.flat:
         ax.set_xscale("log")
@@ -300,9 +307,9 @@ def plot(results: dict, path: Path) -> None:
         ax.set_ylim(0, 1)
         ax.margins(x=0.2)
         ax.grid(alpha=0.3)
-    for ax in [*axes[-1][: len(GENERATION_CHECKS)], *axes[-2][len(GENERATION_CHECKS):]]:  # the lowest panels drawn
+    for ax in [*axes[-1][: len(checks)], *axes[-2][len(checks):]]:  # the lowest panels drawn
         ax.set_xlabel("tokens / video")
-    legend_room = axes[-1][len(GENERATION_CHECKS)]  # the empty panels beside the generation row
+    legend_room = axes[-1][len(checks)]  # the empty panels beside the generation row
     legend_room.legend(*axes[0][0].get_legend_handles_labels(), fontsize=8, loc="center left")
     settings = results["settings"]
     fig.suptitle(f"VTok-Shapes question accuracy and text-to-video checks against LLM tokens per 8-frame video: {settings['size']} preset, "

@@ -46,6 +46,20 @@ def test_changes_are_paired_per_question_and_prompt(tmp_path):
     assert run["reconstruction"]["test"]["all_right"] == {"base": 0.75, "changed": 0.75, "changed_minus_base": 0.0, "interval95": [0.0, 0.0]}
 
 
+def test_a_check_one_run_lacks_is_not_paired(tmp_path):
+    """A run judged after a check was added (`shape_right`) pairs with an older one on the checks both have."""
+    benchmark = load_script("benchmarks/tv_align_setting_change.py")
+    hits = [1] * 10
+    base = _result(tmp_path, "base", 700, {"vtok": {0: (hits, [1, 0, 0, 0])}})
+    changed = json.loads(open(_result(tmp_path, "changed", 2100, {"vtok": {0: (hits, [1, 1, 0, 0])}})).read())
+    for verdict in changed["arms"]["vtok"]["seeds"][0]["verdicts"]["test"]:
+        verdict["shape_right"] = 1.0
+    (tmp_path / "newer.json").write_text(json.dumps(changed))
+    for pair in ([base, str(tmp_path / "newer.json")], [str(tmp_path / "newer.json"), base]):
+        (run,) = benchmark.main([*pair, "--output", str(tmp_path / "out.json"), "--bootstrap", "50"])["arms"]["vtok"]
+        assert set(run["generation"]["test"]) == {"count_right", "temporal_consistency", "all_right"}
+
+
 def test_runs_that_cannot_be_paired_are_refused(tmp_path):
     benchmark = load_script("benchmarks/tv_align_setting_change.py")
     hits = [1] * 10

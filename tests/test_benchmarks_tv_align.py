@@ -51,13 +51,15 @@ def test_quick_run_json(tmp_path):
                 if arm != "vtok":
                     low, high = cell["vtok_minus_this_interval95"]
                     assert -1.0 <= low <= cell["vtok_minus_this"] <= high <= 1.0
-        checks = ("colour_moves_as_prompted", "count_right", "size_right", "position_right", "temporal_consistency", "all_right")
+        checks = ("colour_moves_as_prompted", "count_right", "size_right", "position_right", "temporal_consistency", "all_right",
+                  "shape_right", "track_error", "iou_with_prompted_clip")
         for arm in arms:  # clips generated from prompts, and the prompts' true clips rendered from their own tokens
             for summary in (results["generation"][arm][split], results["reconstruction"][arm][split]):
                 assert summary["num_prompts"] == results["settings"]["num_prompts"] and summary["num_seeds"] == 1
                 for key in checks:
                     _check_interval(summary[key], key="mean")
-        assert results["judge_on_true_clips"][split]["all_right"] == 1.0  # the judge passes every true clip
+        true_clips = results["judge_on_true_clips"][split]
+        assert true_clips["all_right"] == true_clips["shape_right"] == true_clips["iou_with_prompted_clip"] == 1.0  # the judge passes every true clip
         references = load_vtok_shapes(split, num_samples=results["settings"]["num_questions"], num_frames=8)["answer"]
         for info in arms.values():  # the answers are kept, and each hit is its answer's match
             for run in info["seeds"]:
@@ -174,3 +176,18 @@ def test_an_arm_without_reconstructions_is_left_out_and_said_so(tmp_path, capsys
     assert list(results["reconstruction"]) == ["vtok"]
     assert results["reconstruction"]["vtok"]["test"]["colour_moves_as_prompted"]["mean"] == 1.0
     assert "frames_all: a seed has no reconstruction verdicts" in capsys.readouterr().out
+
+
+def test_a_check_only_some_seeds_were_judged_on_is_left_out_and_said_so(tmp_path, capsys):
+    """A seed judged before `shape_right` was added, merged with one judged after: the check is not summarised
+    over the one seed that has it, and a line says so; the plot draws the checks every arm has."""
+    import numpy as np
+
+    benchmark = _load_benchmark()
+    run = _fake_run(benchmark, {"vtok": {0: np.ones(70, int), 1: np.zeros(70, int)}})
+    newer = run["arms"]["vtok"]["seeds"][1]
+    newer["verdicts"] = {split: [{**verdicts[0], "shape_right": 1.0}] for split, verdicts in newer["verdicts"].items()}
+    results = benchmark.write_results(run, tmp_path / "r.json", 50)
+    assert "shape_right" not in results["generation"]["vtok"]["test"] and results["generation"]["vtok"]["test"]["all_right"]["per_seed"] == [0.0, 0.0]
+    assert "verdicts test: ['shape_right'] left out of the summary: not every seed was judged on them" in capsys.readouterr().out
+    assert (tmp_path / "r.png").stat().st_size > 10_000

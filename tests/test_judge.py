@@ -1,18 +1,21 @@
 """The judge on rendered clips whose answer is known: colour motion in all four directions, blank clips,
 absent colours; shape count, size, position along the path and frame-to-frame consistency, each also on
-a clip where it is wrong."""
+a clip where it is wrong; the shape recognised, and the overlap with the prompt's own clip."""
 
 import numpy as np
 import pytest
 import torch
 
-from vtok_shapes.dataset import COLORS, generation_subset, load_vtok_shapes, render_clip, shape_trajectory, text_to_video_clips
+from vtok_shapes.dataset import SHAPES, COLORS, draw_shape, generation_subset, load_vtok_shapes, render_clip, shape_trajectory, text_to_video_clips
 from vtok_shapes.judge import (
+    clip_shape,
     colour_motion_accuracy,
     colour_size,
     count_shapes,
     detect_colour_motion,
+    iou_with_clip,
     judge_generated_clip,
+    recognise_shape,
     score_generated_clip,
     temporal_consistency,
     track_error,
@@ -138,13 +141,24 @@ def test_judge_generated_clip_right_and_wrong():
     verdict = judge_generated_clip(clip, spec)
     assert verdict["all_right"] and verdict["temporal_consistency"] > 0.9
     assert set(verdict) == {"colour_moves_as_prompted", "count_right", "size_right", "position_right", "temporal_consistency",
-                            "consistent", "all_right"}  # fmt: skip
+                            "consistent", "all_right", "shape_right", "track_error", "iou_with_prompted_clip"}  # fmt: skip
+    assert verdict["shape_right"] and verdict["iou_with_prompted_clip"] == 1.0 and verdict["track_error"] < 0.05
     wrong_size = judge_generated_clip(render_clip([{**spec, "size": "small", "end_size": "small"}]), spec)
     assert not wrong_size["size_right"] and not wrong_size["all_right"] and wrong_size["colour_moves_as_prompted"]
     extra = render_clip([spec, _spec("cyan", "square", "small", "left", x=28.0, y=3.0)])
     assert not judge_generated_clip(extra, spec)["count_right"]
     moved = {**spec, "x": spec["x"] + 9, "y": spec["y"] + 9}
     assert not judge_generated_clip(render_clip([moved]), spec)["position_right"]
+    other_shape = judge_generated_clip(render_clip([{**spec, "shape": next(s for s in SHAPES if s != spec["shape"])}]), spec)
+    assert not other_shape["shape_right"] and other_shape["all_right"]  # all_right keeps the checks it was first measured with
+    assert 0.3 < other_shape["iou_with_prompted_clip"] < 1.0
+    # the IoU ranks what the pass/fail checks let through: a shift of 1 pixel passes position_right but costs overlap
+    nudged = {**spec, "x": spec["x"] + 1}
+    nudged_verdict, moved_verdict = judge_generated_clip(render_clip([nudged]), spec), judge_generated_clip(render_clip([moved]), spec)
+    assert nudged_verdict["all_right"] and 0.7 < nudged_verdict["iou_with_prompted_clip"] < 1.0
+    assert moved_verdict["iou_with_prompted_clip"] < nudged_verdict["iou_with_prompted_clip"]
+    blank = judge_generated_clip(np.zeros_like(clip), spec)
+    assert (blank["track_error"], blank["iou_with_prompted_clip"], blank["shape_right"]) == (1.0, 0.0, False)
     flicker = clip.copy()
     flicker[1::2] = 0
     assert not judge_generated_clip(flicker, spec)["consistent"]
@@ -159,3 +173,26 @@ def test_judge_a_sampled_clip_at_the_frames_it_shows():
     assert not judge_generated_clip(sampled, spec, num_frames=8, frame_indices=[0, 1])["position_right"]
     with pytest.raises(ValueError, match="The clip has 2 frames but the path 8: pass the frame_indices"):
         judge_generated_clip(sampled, spec, num_frames=8)
+
+
+@pytest.mark.parametrize("size", ["small", "big"])
+def test_recognises_every_shape_anywhere(size):
+    """Each shape as the renderer draws it, at 25 places (edges included, where it is cut off), is recognised as itself."""
+    for shape in SHAPES:
+        for x in np.linspace(4.0, 28.0, 5):
+            for y in np.linspace(4.0, 28.0, 5):
+                assert recognise_shape(np.argwhere(draw_shape(shape, size, x, y, 32)), size, 32) == shape, (shape, x, y)
+
+
+def test_clip_shape_and_iou_with_clip():
+    triangle = render_clip([_spec(shape="triangle")])
+    assert clip_shape(triangle, "red", "big") == "triangle"
+    assert clip_shape(triangle, "blue", "big") is None
+    one_odd_frame = triangle.copy()
+    one_odd_frame[3] = render_clip([_spec(shape="square")])[3]
+    assert clip_shape(one_odd_frame, "red", "big") == "triangle"  # the shape of most frames
+    assert iou_with_clip(triangle, triangle, "red") == 1.0
+    assert iou_with_clip(one_odd_frame, triangle, "red") < 1.0
+    assert iou_with_clip(triangle, triangle, "blue") == 1.0  # absent from both: nothing differs
+    with pytest.raises(ValueError, match="The clips differ in shape"):
+        iou_with_clip(triangle[:2], triangle, "red")

@@ -114,7 +114,10 @@ def shape_trajectory(motion: str, direction: str, x: float, y: float, num_frames
     return np.array([x, y]) + offsets[:, None] * np.array(_UNIT[direction])
 
 
-def _shape_mask(shape: str, cx: float, cy: float, radius: float, image_size: int) -> np.ndarray:
+def draw_shape(shape: str, size: str, cx: float, cy: float, image_size: int) -> np.ndarray:
+    """Boolean `(image_size, image_size)` mask of `shape` of `size` centred at `(cx, cy)` pixels, as
+    `render_clip` draws it (the judge draws the same templates to recognise a generated shape)."""
+    radius = _RADIUS_FRACTION[size] * image_size
     coords = np.arange(image_size) + 0.5
     dy, dx = coords[:, None] - cy, coords[None, :] - cx
     if shape == "circle":
@@ -143,7 +146,7 @@ def render_clip(shapes: list[dict], num_frames: int = 8, image_size: int = 32) -
             late = t >= num_frames // 2
             color = (s.get("end_color") or s["color"]) if late else s["color"]
             size = (s.get("end_size") or s["size"]) if late else s["size"]
-            mask = _shape_mask(s["shape"], *centres[t], _RADIUS_FRACTION[size] * image_size, image_size)
+            mask = draw_shape(s["shape"], size, *centres[t], image_size)
             video[t][mask] = COLORS[color]
     return video
 
@@ -422,6 +425,7 @@ __all__ = [
     "HELDOUT_COMBINATIONS",
     "SHAPES",
     "SPLITS",
+    "draw_shape",
     "generation_subset",
     "load_vtok_shapes",
     "make_caption",

@@ -5,13 +5,16 @@ same from frame to frame?
 A pixel belongs to a colour when that `COLORS` entry is its nearest palette colour (black
 background included) and lies within `max_distance`; the colour's centroid is tracked over the
 frames and a least-squares line through it gives the net displacement. Shapes are counted as
-4-connected blobs of non-background pixels. `judge_generated_clip` applies every check to a clip
-generated from a prompt whose shape parameters are known (`text_to_video_clips`).
+4-connected blobs of non-background pixels; a blob's shape is the renderer's shape (drawn at the
+prompted size on the blob's centroid) it overlaps best. `judge_generated_clip` applies every check to a
+clip generated from a prompt whose shape parameters are known (`text_to_video_clips`), and scores it
+against the clip the prompt describes pixel by pixel: pass/fail checks saturate once a decoder is good,
+these scores still rank.
 """
 
 import numpy as np
 
-from .dataset import BACKGROUND, COLORS, DIRECTIONS, shape_trajectory
+from .dataset import BACKGROUND, COLORS, DIRECTIONS, SHAPES, draw_shape, render_clip, shape_trajectory
 
 # Fraction of a 32x32 frame that a rendered shape covers: small 2.0-3.5% (triangle, circle, square),
 # big 7.8-11.7%. The boundary between the two sizes sits between the largest small and smallest big one.
@@ -170,6 +173,45 @@ def track_error(frames, color: str, expected_centres: np.ndarray, min_pixels: in
     return float(np.mean(distances) / max(frames.shape[1:3])) if distances else float("inf")
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0  # two empty masks agree
+
+
+def recognise_shape(blob: np.ndarray, size: str, image_size: int) -> str:
+    """Which of `SHAPES` a blob (`(n, 2)` pixels `(y, x)`) is: the one whose rendering at `size`, moved so its
+    centroid sits on the blob's, overlaps the blob best (intersection over union)."""
+    mask = np.zeros((image_size, image_size), dtype=bool)
+    mask[blob[:, 0], blob[:, 1]] = True
+    centre = blob[:, ::-1].mean(0) + 0.5
+
+    def overlap(shape: str) -> float:
+        # A triangle's centroid is not the centre it is drawn around: draw once to find the offset, then again.
+        template = np.argwhere(draw_shape(shape, size, *centre, image_size))
+        offset = template[:, ::-1].mean(0) + 0.5 - centre if len(template) else 0.0
+        return _iou(mask, draw_shape(shape, size, *(centre - offset), image_size))
+
+    return max(SHAPES, key=overlap)
+
+
+def clip_shape(frames, color: str, size: str, min_pixels: int = 4, max_distance: float = 100.0) -> str | None:
+    """The shape of `color` in the clip: the most frequent [`recognise_shape`] of its largest blob over the
+    frames where it is found; `None` when it never is."""
+    frames = _to_frames(frames)
+    found = [recognise_shape(blob, size, frames.shape[1]) for blob in largest_blobs(frames, color, min_pixels, max_distance) if blob is not None]
+    return max(SHAPES, key=found.count) if found else None
+
+
+def iou_with_clip(frames, expected_frames, color: str, max_distance: float = 100.0) -> float:
+    """Mean over frames of the intersection over union of `color`'s pixels in `frames` and in
+    `expected_frames` (the clip the prompt describes): 1.0 when the colour covers exactly the expected
+    pixels, lower for every pixel of shape, size or position that differs; no threshold to saturate."""
+    generated, expected = colour_masks(frames, color, max_distance), colour_masks(expected_frames, color, max_distance)
+    if generated.shape != expected.shape:
+        raise ValueError(f"The clips differ in shape: {generated.shape} and {expected.shape}.")
+    return float(np.mean([_iou(a, b) for a, b in zip(generated, expected)]))
+
+
 def _shifted(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """`mask` moved by whole pixels, what leaves the frame dropped (no wrap-around)."""
     out = np.zeros_like(mask)
@@ -208,7 +250,13 @@ def judge_generated_clip(frames, shape: dict, num_frames: int | None = None, max
     - `position_right`: the colour follows the prompt's path, within `max_track_error` of the frame
       side on average ([`track_error`]);
     - `temporal_consistency`: [`temporal_consistency`] (a float), and `consistent`: at least `min_consistency`;
-    - `all_right`: every check passed.
+    - `all_right`: every check above passed;
+    - `shape_right`: the prompted shape ([`clip_shape`]);
+    - `track_error`: the [`track_error`] itself (at most 1.0: a colour never found counts as a frame side off);
+    - `iou_with_prompted_clip`: [`iou_with_clip`] against the prompt's own clip (`render_clip` of `shape`).
+
+    The last three came after `all_right` was first measured and are left out of it, so that runs judged
+    before and after them still compare on `all_right`.
 
     `frame_indices`: which frames of the prompt's `num_frames`-frame clip the generated frames show, when they
     are fewer (a frame-sampling model writes only its sampled frames); the path is checked at those frames.
@@ -216,19 +264,24 @@ def judge_generated_clip(frames, shape: dict, num_frames: int | None = None, max
     clip = _to_frames(frames)
     side = clip.shape[1]
     expected = shape_trajectory(shape["motion"], shape["direction"], shape["x"], shape["y"], num_frames or len(clip), side)
+    prompted_clip = render_clip([shape], num_frames or len(clip), side)
     if frame_indices is not None:
-        expected = expected[np.asarray(frame_indices)]
+        expected, prompted_clip = expected[np.asarray(frame_indices)], prompted_clip[np.asarray(frame_indices)]
     if len(expected) != len(clip):
         raise ValueError(f"The clip has {len(clip)} frames but the path {len(expected)}: pass the frame_indices the clip shows.")
+    error = track_error(clip, shape["color"], expected)
     verdict = {
         "colour_moves_as_prompted": score_generated_clip(clip, shape["color"], shape["direction"], **kwargs),
         "count_right": count_shapes(clip) == 1,
         "size_right": colour_size(clip, shape["color"]) == shape["size"],
-        "position_right": track_error(clip, shape["color"], expected) <= max_track_error,
+        "position_right": error <= max_track_error,
         "temporal_consistency": round(temporal_consistency(clip, shape["color"]), 4),
     }
     verdict["consistent"] = verdict["temporal_consistency"] >= min_consistency
     verdict["all_right"] = all(verdict[k] for k in ("colour_moves_as_prompted", "count_right", "size_right", "position_right", "consistent"))
+    verdict["shape_right"] = clip_shape(clip, shape["color"], shape["size"]) == shape["shape"]
+    verdict["track_error"] = round(min(error, 1.0), 4)
+    verdict["iou_with_prompted_clip"] = round(iou_with_clip(clip, prompted_clip, shape["color"]), 4)
     return verdict
 
 
@@ -246,14 +299,17 @@ def colour_motion_accuracy(clips, colors, directions, **kwargs) -> float:
 
 __all__ = [
     "blobs",
+    "clip_shape",
     "colour_centroids",
     "colour_masks",
     "colour_motion_accuracy",
     "colour_size",
     "count_shapes",
     "detect_colour_motion",
+    "iou_with_clip",
     "judge_generated_clip",
     "largest_blobs",
+    "recognise_shape",
     "score_generated_clip",
     "shape_masks",
     "temporal_consistency",
