@@ -234,11 +234,16 @@ def summarise_understanding(arms: dict, split: str, categories: list[str], num_r
     return summary
 
 
-def summarise_generation(record: dict, split: str, num_resamples: int, key: str = "verdicts") -> dict:
+def summarise_generation(record: dict, split: str, num_resamples: int, key: str = "verdicts", vtok: dict | None = None) -> dict:
     """Judge scores of one arm averaged over prompts and seeds, with bootstrap intervals over prompts (and over
     prompts and seeds: `interval95_with_seed_noise`) and the mean of each seed (`key`: the seeds' `"verdicts"`
-    of generated clips or `"reconstruction_verdicts"`)."""
+    of generated clips or `"reconstruction_verdicts"`). Given `vtok`, VTok's record, also VTok minus this arm
+    paired over the same prompts and the seeds both have, as `summarise_understanding` pairs questions (a
+    frames_budget clip is judged at its 2 frames, VTok's at 8: the pairing is over prompts, not frames)."""
     verdicts = [run[key][split] for run in record["seeds"]]
+    seeds = [run["seed"] for run in record["seeds"]]
+    vtok_runs = {run["seed"]: run for run in vtok["seeds"] if key in run} if vtok is not None and vtok is not record else {}
+    common = [seed for seed in seeds if seed in vtok_runs]
     summary = {"num_prompts": len(verdicts[0]), "num_seeds": len(verdicts)}
     # seeds judged before a check was added lack it: a check is summarised only where every seed has it
     checks = [check for check in verdicts[0][0] if all(check in seed_verdicts[0] for seed_verdicts in verdicts)]
@@ -250,6 +255,12 @@ def summarise_generation(record: dict, split: str, num_resamples: int, key: str 
         summary[check] = {"mean": round(float(values.mean()), 4), "interval95": bootstrap_interval(values, num_resamples),
                           "interval95_with_seed_noise": bootstrap_interval(values, num_resamples, resample_seeds=True),
                           "per_seed": [round(float(v), 4) for v in values.mean(0)]}  # fmt: skip
+        if common and all(check in vtok_runs[seed][key][split][0] for seed in common):
+            vtok_values = np.array([[v[check] for v in vtok_runs[seed][key][split]] for seed in common]).T
+            difference = vtok_values - values[:, [seeds.index(seed) for seed in common]]
+            summary[check].update({"vtok_minus_this": round(float(difference.mean()), 4),
+                                   "vtok_minus_this_interval95": bootstrap_interval(difference, num_resamples),
+                                   "vtok_minus_this_seeds": common})  # fmt: skip
     return summary
 
 
@@ -448,13 +459,15 @@ def write_results(results: dict, output: Path, num_resamples: int) -> dict:
     """Adds the summaries of every arm and seed trained so far, writes the JSON and the PNG."""
     results["understanding"] = {split: summarise_understanding(results["arms"], split, results["question_categories"][split], num_resamples)
                                 for split in SPLITS}  # fmt: skip
-    results["generation"] = {arm: {split: summarise_generation(record, split, num_resamples) for split in SPLITS}
+    vtok = results["arms"].get("vtok")
+    results["generation"] = {arm: {split: summarise_generation(record, split, num_resamples, vtok=vtok) for split in SPLITS}
                              for arm, record in results["arms"].items()}  # fmt: skip
     # runs written before reconstructions were judged have none: such an arm is left out of this summary, and said so
     reconstructed = {arm for arm, record in results["arms"].items() if all("reconstruction_verdicts" in run for run in record["seeds"])}
     for arm in results["arms"].keys() - reconstructed:
         print(f"{arm}: a seed has no reconstruction verdicts (written before they were judged); the arm is left out of 'reconstruction'")
-    results["reconstruction"] = {arm: {split: summarise_generation(record, split, num_resamples, key="reconstruction_verdicts") for split in SPLITS}
+    results["reconstruction"] = {arm: {split: summarise_generation(record, split, num_resamples, key="reconstruction_verdicts", vtok=vtok)
+                                       for split in SPLITS}
                                  for arm, record in results["arms"].items() if arm in reconstructed}  # fmt: skip
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=1))

@@ -191,3 +191,19 @@ def test_a_check_only_some_seeds_were_judged_on_is_left_out_and_said_so(tmp_path
     assert "shape_right" not in results["generation"]["vtok"]["test"] and results["generation"]["vtok"]["test"]["all_right"]["per_seed"] == [0.0, 0.0]
     assert "verdicts test: ['shape_right'] left out of the summary: not every seed was judged on them" in capsys.readouterr().out
     assert (tmp_path / "r.png").stat().st_size > 10_000
+
+
+def test_generation_differences_to_vtok_pair_prompts_and_seeds():
+    """VTok minus an arm on each judge check, over the same prompts and the seeds both have (here seed 0 only)."""
+    import numpy as np
+
+    benchmark = _load_benchmark()
+    run = _fake_run(benchmark, {"vtok": {0: np.ones(70, int), 1: np.ones(70, int)}, "frames_all": {0: np.ones(70, int)}})
+    vtok_seeds = run["arms"]["vtok"]["seeds"]
+    vtok_seeds[0]["verdicts"] = {split: [{**v[0], "all_right": 1.0, "temporal_consistency": 0.75}] for split, v in vtok_seeds[0]["verdicts"].items()}
+    summary = {arm: benchmark.summarise_generation(record, "test", 50, vtok=run["arms"]["vtok"]) for arm, record in run["arms"].items()}
+    assert "vtok_minus_this" not in summary["vtok"]["all_right"]
+    assert summary["vtok"]["all_right"]["per_seed"] == [1.0, 0.0]
+    frames = summary["frames_all"]
+    assert (frames["all_right"]["vtok_minus_this"], frames["all_right"]["vtok_minus_this_seeds"]) == (1.0, [0])  # not VTok's 2-seed mean
+    assert frames["temporal_consistency"]["vtok_minus_this"] == 0.25 and frames["count_right"]["vtok_minus_this_interval95"] == [0.0, 0.0]
