@@ -12,6 +12,7 @@ has swapped / reconstruction close to 1.
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -107,7 +108,8 @@ def main(argv=None) -> dict:
     clips = make_clips(args.clips, args.num_frames, 32, seed=0)
     tokens = vtok_tokens(clips)
     swapped = tokens.roll(1, dims=0)
-    results = {"setup": vars(args) | {"image_size": 32, "token_shape": list(tokens.shape)}, "variants": []}
+    # the output as a relative path, so the JSON names no folder of this machine
+    results = {"setup": vars(args) | {"output": os.path.relpath(args.output), "image_size": 32, "token_shape": list(tokens.shape)}, "variants": []}
     for conditioning, prediction_type in VARIANTS:
         torch.manual_seed(0)
         decoder = VTokVideoDecoder(token_dim=32, key_grid_size=4, conditioning=conditioning,

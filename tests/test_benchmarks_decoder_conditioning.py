@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ def test_quick_run_json(tmp_path):
     results = benchmark.main(["--quick", "--output", str(output)])
     assert json.loads(output.read_text()) == results
     assert results["setup"]["steps"] == 2 and results["setup"]["clips"] == 2
+    assert not Path(results["setup"]["output"]).is_absolute()  # names no folder of the machine it ran on
     # the tiny tokenizer's 4x4 key-frame patches + one residual token per later frame, 32 wide, per clip
     assert results["setup"]["token_shape"] == [2, 16 + 7, 32]
     variants = results["variants"]
