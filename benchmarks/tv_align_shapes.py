@@ -239,32 +239,34 @@ def summarise_generation(record: dict, split: str, num_resamples: int, key: str 
     prompts and seeds: `interval95_with_seed_noise`) and the mean of each seed (`key`: the seeds' `"verdicts"`
     of generated clips or `"reconstruction_verdicts"`). Given `vtok`, VTok's record, also VTok minus this arm
     paired over the same prompts and the seeds both have, as `summarise_understanding` pairs questions (a
-    frames_budget clip is judged at its 2 frames, VTok's at 8: the pairing is over prompts, not frames)."""
-    verdicts = [run[key][split] for run in record["seeds"]]
-    seeds = [run["seed"] for run in record["seeds"]]
+    frames_budget clip is judged at its 2 frames, VTok's at 8: the pairing is over prompts, not frames).
+
+    A seed judged before a check was added lacks it: that check is summarised over the seeds that have it,
+    which its `seeds` then lists."""
+    runs = record["seeds"]
     vtok_runs = {run["seed"]: run for run in vtok["seeds"] if key in run} if vtok is not None and vtok is not record else {}
-    common = [seed for seed in seeds if seed in vtok_runs]
-    summary = {"num_prompts": len(verdicts[0]), "num_seeds": len(verdicts)}
-    # seeds judged before a check was added lack it: a check is summarised only where every seed has it
-    checks = [check for check in verdicts[0][0] if all(check in seed_verdicts[0] for seed_verdicts in verdicts)]
-    left_out = sorted({check for seed_verdicts in verdicts for check in seed_verdicts[0]} - set(checks))
-    if left_out:
-        print(f"{key} {split}: {left_out} left out of the summary: not every seed was judged on them")
-    for check in checks:
-        values = np.array([[v[check] for v in seed_verdicts] for seed_verdicts in verdicts]).T  # (prompts, seeds)
-        summary[check] = {"mean": round(float(values.mean()), 4), "interval95": bootstrap_interval(values, num_resamples),
-                          "interval95_with_seed_noise": bootstrap_interval(values, num_resamples, resample_seeds=True),
-                          "per_seed": [round(float(v), 4) for v in values.mean(0)]}  # fmt: skip
-        if common and all(check in vtok_runs[seed][key][split][0] for seed in common):
-            vtok_values = np.array([[v[check] for v in vtok_runs[seed][key][split]] for seed in common]).T
-            difference = vtok_values - values[:, [seeds.index(seed) for seed in common]]
-            summary[check].update({"vtok_minus_this": round(float(difference.mean()), 4),
-                                   "vtok_minus_this_interval95": bootstrap_interval(difference, num_resamples),
-                                   "vtok_minus_this_seeds": common})  # fmt: skip
+    summary = {"num_prompts": len(runs[0][key][split]), "num_seeds": len(runs)}
+    for check in dict.fromkeys(check for run in runs for check in run[key][split][0]):
+        judged = [run for run in runs if check in run[key][split][0]]
+        values = np.array([[v[check] for v in run[key][split]] for run in judged]).T  # (prompts, seeds)
+        cell = {"mean": round(float(values.mean()), 4), "interval95": bootstrap_interval(values, num_resamples),
+                "interval95_with_seed_noise": bootstrap_interval(values, num_resamples, resample_seeds=True),
+                "per_seed": [round(float(v), 4) for v in values.mean(0)]}  # fmt: skip
+        if len(judged) < len(runs):
+            cell["seeds"] = [run["seed"] for run in judged]
+            print(f"{key} {split}: {check!r} summarised over seeds {cell['seeds']}: the others were judged before it was added")
+        common = [i for i, run in enumerate(judged) if run["seed"] in vtok_runs and check in vtok_runs[run["seed"]][key][split][0]]
+        if common:
+            vtok_values = np.array([[v[check] for v in vtok_runs[judged[i]["seed"]][key][split]] for i in common]).T
+            difference = vtok_values - values[:, common]
+            cell.update({"vtok_minus_this": round(float(difference.mean()), 4), "vtok_minus_this_interval95": bootstrap_interval(difference, num_resamples),
+                         "vtok_minus_this_seeds": [judged[i]["seed"] for i in common]})  # fmt: skip
+        summary[check] = cell
     return summary
 
 
-# The judge's checks drawn (those the results have: runs judged before `shape_right` and the IoU lack them)
+# The judge's checks drawn (those the results have: runs judged before `shape_right` and the IoU lack them;
+# a check some seeds lack is drawn over those that have it, its title says which)
 GENERATION_CHECKS = ("colour_moves_as_prompted", "count_right", "size_right", "position_right", "all_right", "shape_right", "iou_with_prompted_clip")
 
 
@@ -305,7 +307,8 @@ def plot(results: dict, path: Path) -> None:
             if arm in results["reconstruction"]:
                 reconstructed = results["reconstruction"][arm]["test"][check]
                 point(ax, arm, reconstructed["mean"], reconstructed["interval95"], offset=1.03, hollow=True)
-        ax.set_title(check.replace("_", " "), fontsize=9)
+        judged_seeds = {tuple(results["generation"][arm]["test"][check].get("seeds", ())) for arm in results["arms"]} - {()}
+        ax.set_title(check.replace("_", " ") + "".join(f"\n(seeds {list(seeds)})" for seeds in judged_seeds), fontsize=9)
     axes[-1][0].set_ylabel("test clips passing (95% CI)\nfilled: generated\nhollow: reconstructed", fontsize=8)
     for ax in axes[-1][len(checks):]:
         ax.axis("off")

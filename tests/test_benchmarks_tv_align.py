@@ -178,18 +178,23 @@ def test_an_arm_without_reconstructions_is_left_out_and_said_so(tmp_path, capsys
     assert "frames_all: a seed has no reconstruction verdicts" in capsys.readouterr().out
 
 
-def test_a_check_only_some_seeds_were_judged_on_is_left_out_and_said_so(tmp_path, capsys):
-    """A seed judged before `shape_right` was added, merged with one judged after: the check is not summarised
-    over the one seed that has it, and a line says so; the plot draws the checks every arm has."""
+def test_a_check_only_some_seeds_were_judged_on_is_summarised_over_those_and_said_so(tmp_path, capsys):
+    """A seed judged before `shape_right` was added, merged with one judged after: the check is summarised over the
+    seed that has it (listed in `seeds`), and a line says so; VTok's difference pairs only that seed; the plot
+    draws it."""
     import numpy as np
 
     benchmark = _load_benchmark()
-    run = _fake_run(benchmark, {"vtok": {0: np.ones(70, int), 1: np.zeros(70, int)}})
-    newer = run["arms"]["vtok"]["seeds"][1]
-    newer["verdicts"] = {split: [{**verdicts[0], "shape_right": 1.0}] for split, verdicts in newer["verdicts"].items()}
+    run = _fake_run(benchmark, {"vtok": {0: np.ones(70, int), 1: np.zeros(70, int)}, "frames_all": {0: np.ones(70, int), 1: np.ones(70, int)}})
+    for arm, shape_right in (("vtok", 1.0), ("frames_all", 0.0)):
+        newer = run["arms"][arm]["seeds"][1]
+        newer["verdicts"] = {split: [{**verdicts[0], "shape_right": shape_right}] for split, verdicts in newer["verdicts"].items()}
     results = benchmark.write_results(run, tmp_path / "r.json", 50)
-    assert "shape_right" not in results["generation"]["vtok"]["test"] and results["generation"]["vtok"]["test"]["all_right"]["per_seed"] == [0.0, 0.0]
-    assert "verdicts test: ['shape_right'] left out of the summary: not every seed was judged on them" in capsys.readouterr().out
+    vtok, frames = results["generation"]["vtok"]["test"], results["generation"]["frames_all"]["test"]
+    assert (vtok["shape_right"]["mean"], vtok["shape_right"]["seeds"], vtok["shape_right"]["per_seed"]) == (1.0, [1], [1.0])
+    assert (frames["shape_right"]["vtok_minus_this"], frames["shape_right"]["vtok_minus_this_seeds"]) == (1.0, [1])
+    assert "seeds" not in vtok["all_right"] and vtok["all_right"]["per_seed"] == [0.0, 0.0] and frames["all_right"]["vtok_minus_this_seeds"] == [0, 1]
+    assert "verdicts test: 'shape_right' summarised over seeds [1]: the others were judged before it was added" in capsys.readouterr().out
     assert (tmp_path / "r.png").stat().st_size > 10_000
 
 
