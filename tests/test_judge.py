@@ -191,6 +191,13 @@ def test_clip_shape_and_iou_with_clip():
     one_odd_frame = triangle.copy()
     one_odd_frame[3] = render_clip([_spec(shape="square")])[3]
     assert clip_shape(one_odd_frame, "red", "big") == "triangle"  # the shape of most frames
+    # two frames that disagree: a clean triangle, and a triangle grown into a circle (which alone reads as a
+    # square). A vote would tie and fall to the shape listed first (circle); the mean overlap says triangle.
+    spec = _spec(shape="triangle")
+    grown = render_clip([spec])[:2]
+    grown[1][render_clip([{**spec, "shape": "circle"}])[0].any(-1)] = COLORS["red"]
+    assert recognise_shape(np.argwhere(grown[1].any(-1)), "big", 32) == "square"
+    assert clip_shape(grown, "red", "big") == "triangle"
     assert iou_with_clip(triangle, triangle, "red") == 1.0
     assert iou_with_clip(one_odd_frame, triangle, "red") < 1.0
     assert iou_with_clip(triangle, triangle, "blue") == 1.0  # absent from both: nothing differs

@@ -178,9 +178,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / union) if union else 1.0  # two empty masks agree
 
 
-def recognise_shape(blob: np.ndarray, size: str, image_size: int) -> str:
-    """Which of `SHAPES` a blob (`(n, 2)` pixels `(y, x)`) is: the one whose rendering at `size`, moved so its
-    centroid sits on the blob's, overlaps the blob best (intersection over union)."""
+def shape_overlaps(blob: np.ndarray, size: str, image_size: int) -> dict[str, float]:
+    """How well a blob (`(n, 2)` pixels `(y, x)`) overlaps each of `SHAPES` drawn at `size` and moved so its
+    centroid sits on the blob's: intersection over union per shape."""
     mask = np.zeros((image_size, image_size), dtype=bool)
     mask[blob[:, 0], blob[:, 1]] = True
     centre = blob[:, ::-1].mean(0) + 0.5
@@ -191,15 +191,24 @@ def recognise_shape(blob: np.ndarray, size: str, image_size: int) -> str:
         offset = template[:, ::-1].mean(0) + 0.5 - centre if len(template) else 0.0
         return _iou(mask, draw_shape(shape, size, *(centre - offset), image_size))
 
-    return max(SHAPES, key=overlap)
+    return {shape: overlap(shape) for shape in SHAPES}
+
+
+def recognise_shape(blob: np.ndarray, size: str, image_size: int) -> str:
+    """Which of `SHAPES` a blob is: the one it overlaps best ([`shape_overlaps`])."""
+    overlaps = shape_overlaps(blob, size, image_size)
+    return max(overlaps, key=overlaps.get)
 
 
 def clip_shape(frames, color: str, size: str, min_pixels: int = 4, max_distance: float = 100.0) -> str | None:
-    """The shape of `color` in the clip: the most frequent [`recognise_shape`] of its largest blob over the
-    frames where it is found; `None` when it never is."""
+    """The shape of `color` in the clip: the one its largest blob overlaps best on average over the frames
+    where it is found ([`shape_overlaps`]); `None` when it never is. An average, not a vote of the frames: a
+    2-frame clip whose frames disagree would tie, and a tie must not fall to whichever shape is listed first."""
     frames = _to_frames(frames)
-    found = [recognise_shape(blob, size, frames.shape[1]) for blob in largest_blobs(frames, color, min_pixels, max_distance) if blob is not None]
-    return max(SHAPES, key=found.count) if found else None
+    overlaps = [shape_overlaps(blob, size, frames.shape[1]) for blob in largest_blobs(frames, color, min_pixels, max_distance) if blob is not None]
+    if not overlaps:
+        return None
+    return max(SHAPES, key=lambda shape: np.mean([frame[shape] for frame in overlaps]))
 
 
 def iou_with_clip(frames, expected_frames, color: str, max_distance: float = 100.0) -> float:
@@ -311,6 +320,7 @@ __all__ = [
     "largest_blobs",
     "recognise_shape",
     "score_generated_clip",
+    "shape_overlaps",
     "shape_masks",
     "temporal_consistency",
     "track_error",
