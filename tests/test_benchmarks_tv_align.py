@@ -52,7 +52,7 @@ def test_quick_run_json(tmp_path):
                     low, high = cell["vtok_minus_this_interval95"]
                     assert -1.0 <= low <= cell["vtok_minus_this"] <= high <= 1.0
         checks = ("colour_moves_as_prompted", "count_right", "size_right", "position_right", "temporal_consistency", "all_right",
-                  "shape_right", "track_error", "iou_with_prompted_clip")
+                  "shape_right", "track_error", "iou_with_prompted_clip", "iou_first_frame", "iou_last_frame")
         for arm in arms:  # clips generated from prompts, and the prompts' true clips rendered from their own tokens
             for summary in (results["generation"][arm][split], results["reconstruction"][arm][split]):
                 assert summary["num_prompts"] == results["settings"]["num_prompts"] and summary["num_seeds"] == 1

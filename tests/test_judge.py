@@ -13,7 +13,7 @@ from vtok_shapes.judge import (
     colour_size,
     count_shapes,
     detect_colour_motion,
-    iou_with_clip,
+    frame_ious,
     judge_generated_clip,
     recognise_shape,
     score_generated_clip,
@@ -141,8 +141,14 @@ def test_judge_generated_clip_right_and_wrong():
     verdict = judge_generated_clip(clip, spec)
     assert verdict["all_right"] and verdict["temporal_consistency"] > 0.9
     assert set(verdict) == {"colour_moves_as_prompted", "count_right", "size_right", "position_right", "temporal_consistency",
-                            "consistent", "all_right", "shape_right", "track_error", "iou_with_prompted_clip"}  # fmt: skip
-    assert verdict["shape_right"] and verdict["iou_with_prompted_clip"] == 1.0 and verdict["track_error"] < 0.05
+                            "consistent", "all_right", "shape_right", "track_error", "iou_with_prompted_clip", "iou_first_frame",
+                            "iou_last_frame"}  # fmt: skip
+    assert verdict["shape_right"] and verdict["iou_with_prompted_clip"] == verdict["iou_first_frame"] == verdict["iou_last_frame"] == 1.0
+    assert verdict["track_error"] < 0.05
+    late_blur = clip.copy()
+    late_blur[-1] = 0  # the last frame lost: the first frame's overlap stays whole, the last one's is 0
+    late = judge_generated_clip(late_blur, spec)
+    assert (late["iou_first_frame"], late["iou_last_frame"], late["iou_with_prompted_clip"]) == (1.0, 0.0, 0.875)
     wrong_size = judge_generated_clip(render_clip([{**spec, "size": "small", "end_size": "small"}]), spec)
     assert not wrong_size["size_right"] and not wrong_size["all_right"] and wrong_size["colour_moves_as_prompted"]
     extra = render_clip([spec, _spec("cyan", "square", "small", "left", x=28.0, y=3.0)])
@@ -184,7 +190,7 @@ def test_recognises_every_shape_anywhere(size):
                 assert recognise_shape(np.argwhere(draw_shape(shape, size, x, y, 32)), size, 32) == shape, (shape, x, y)
 
 
-def test_clip_shape_and_iou_with_clip():
+def test_clip_shape_and_frame_ious():
     triangle = render_clip([_spec(shape="triangle")])
     assert clip_shape(triangle, "red", "big") == "triangle"
     assert clip_shape(triangle, "blue", "big") is None
@@ -198,8 +204,9 @@ def test_clip_shape_and_iou_with_clip():
     grown[1][render_clip([{**spec, "shape": "circle"}])[0].any(-1)] = COLORS["red"]
     assert recognise_shape(np.argwhere(grown[1].any(-1)), "big", 32) == "square"
     assert clip_shape(grown, "red", "big") == "triangle"
-    assert iou_with_clip(triangle, triangle, "red") == 1.0
-    assert iou_with_clip(one_odd_frame, triangle, "red") < 1.0
-    assert iou_with_clip(triangle, triangle, "blue") == 1.0  # absent from both: nothing differs
+    assert frame_ious(triangle, triangle, "red").tolist() == [1.0] * 8
+    odd = frame_ious(one_odd_frame, triangle, "red")
+    assert odd[3] < 1.0 and np.delete(odd, 3).tolist() == [1.0] * 7  # only the odd frame differs
+    assert frame_ious(triangle, triangle, "blue").tolist() == [1.0] * 8  # absent from both: nothing differs
     with pytest.raises(ValueError, match="The clips differ in shape"):
-        iou_with_clip(triangle[:2], triangle, "red")
+        frame_ious(triangle[:2], triangle, "red")

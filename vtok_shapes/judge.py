@@ -211,14 +211,14 @@ def clip_shape(frames, color: str, size: str, min_pixels: int = 4, max_distance:
     return max(SHAPES, key=lambda shape: np.mean([frame[shape] for frame in overlaps]))
 
 
-def iou_with_clip(frames, expected_frames, color: str, max_distance: float = 100.0) -> float:
-    """Mean over frames of the intersection over union of `color`'s pixels in `frames` and in
-    `expected_frames` (the clip the prompt describes): 1.0 when the colour covers exactly the expected
-    pixels, lower for every pixel of shape, size or position that differs; no threshold to saturate."""
+def frame_ious(frames, expected_frames, color: str, max_distance: float = 100.0) -> np.ndarray:
+    """Per frame, the intersection over union of `color`'s pixels in `frames` and in `expected_frames` (the
+    clip the prompt describes): 1.0 where the colour covers exactly the expected pixels, lower for every
+    pixel of shape, size or position that differs; no threshold to saturate."""
     generated, expected = colour_masks(frames, color, max_distance), colour_masks(expected_frames, color, max_distance)
     if generated.shape != expected.shape:
         raise ValueError(f"The clips differ in shape: {generated.shape} and {expected.shape}.")
-    return float(np.mean([_iou(a, b) for a, b in zip(generated, expected)]))
+    return np.array([_iou(a, b) for a, b in zip(generated, expected)])
 
 
 def _shifted(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -262,9 +262,12 @@ def judge_generated_clip(frames, shape: dict, num_frames: int | None = None, max
     - `all_right`: every check above passed;
     - `shape_right`: the prompted shape ([`clip_shape`]);
     - `track_error`: the [`track_error`] itself (at most 1.0: a colour never found counts as a frame side off);
-    - `iou_with_prompted_clip`: [`iou_with_clip`] against the prompt's own clip (`render_clip` of `shape`).
+    - `iou_with_prompted_clip`: [`frame_ious`] against the prompt's own clip (`render_clip` of `shape`),
+      the mean over frames; `iou_first_frame` and `iou_last_frame`: at the first and the last frame the clip
+      shows (frames 0 and 7 of an 8-frame prompt for every arm of the accuracy benchmark, so they compare
+      across arms that show different numbers of frames; for VTok, the key frame and the last residual one).
 
-    The last three came after `all_right` was first measured and are left out of it, so that runs judged
+    The last ones came after `all_right` was first measured and are left out of it, so that runs judged
     before and after them still compare on `all_right`.
 
     `frame_indices`: which frames of the prompt's `num_frames`-frame clip the generated frames show, when they
@@ -290,7 +293,9 @@ def judge_generated_clip(frames, shape: dict, num_frames: int | None = None, max
     verdict["all_right"] = all(verdict[k] for k in ("colour_moves_as_prompted", "count_right", "size_right", "position_right", "consistent"))
     verdict["shape_right"] = clip_shape(clip, shape["color"], shape["size"]) == shape["shape"]
     verdict["track_error"] = round(min(error, 1.0), 4)
-    verdict["iou_with_prompted_clip"] = round(iou_with_clip(clip, prompted_clip, shape["color"]), 4)
+    ious = frame_ious(clip, prompted_clip, shape["color"])
+    verdict.update({"iou_with_prompted_clip": round(float(ious.mean()), 4), "iou_first_frame": round(float(ious[0]), 4),
+                    "iou_last_frame": round(float(ious[-1]), 4)})  # fmt: skip
     return verdict
 
 
@@ -315,7 +320,7 @@ __all__ = [
     "colour_size",
     "count_shapes",
     "detect_colour_motion",
-    "iou_with_clip",
+    "frame_ious",
     "judge_generated_clip",
     "largest_blobs",
     "recognise_shape",
