@@ -190,6 +190,13 @@ def test_recognises_every_shape_anywhere(size):
                 assert recognise_shape(np.argwhere(draw_shape(shape, size, x, y, 32)), size, 32) == shape, (shape, x, y)
 
 
+def test_draw_shape_names_a_wrong_shape_or_size():
+    with pytest.raises(ValueError, match=r"Unknown size 'huge'. Has to be one of \['small', 'big'\]"):
+        draw_shape("circle", "huge", 16.0, 16.0, 32)
+    with pytest.raises(ValueError, match="Unknown shape 'star'"):
+        draw_shape("star", "big", 16.0, 16.0, 32)
+
+
 def test_clip_shape_and_frame_ious():
     triangle = render_clip([_spec(shape="triangle")])
     assert clip_shape(triangle, "red", "big") == "triangle"

@@ -117,6 +117,8 @@ def shape_trajectory(motion: str, direction: str, x: float, y: float, num_frames
 def draw_shape(shape: str, size: str, cx: float, cy: float, image_size: int) -> np.ndarray:
     """Boolean `(image_size, image_size)` mask of `shape` of `size` centred at `(cx, cy)` pixels, as
     `render_clip` draws it (the judge draws the same templates to recognise a generated shape)."""
+    if size not in SIZES:
+        raise ValueError(f"Unknown size {size!r}. Has to be one of {list(SIZES)}.")
     radius = _RADIUS_FRACTION[size] * image_size
     coords = np.arange(image_size) + 0.5
     dy, dx = coords[:, None] - cy, coords[None, :] - cx
