@@ -199,6 +199,15 @@ def judge_true_clips(prompts) -> dict:
     return {check: round(float(np.mean([verdict[check] for verdict in verdicts])), 4) for check in verdicts[0]}
 
 
+def vtok_minus_this(difference: np.ndarray, seeds: list[int], num_resamples: int) -> dict:
+    """VTok's score minus another arm's, `(questions or prompts, seeds)` paired item by item and seed by seed:
+    its mean, bootstrap intervals without and with the seed noise, the seeds, and the mean per seed (does the
+    sign hold across seeds?)."""
+    return {"vtok_minus_this": round(float(difference.mean()), 4), "vtok_minus_this_interval95": bootstrap_interval(difference, num_resamples),
+            "vtok_minus_this_interval95_with_seed_noise": bootstrap_interval(difference, num_resamples, resample_seeds=True),
+            "vtok_minus_this_seeds": seeds, "vtok_minus_this_per_seed": [round(float(v), 4) for v in difference.mean(0)]}  # fmt: skip
+
+
 def summarise_understanding(arms: dict, split: str, categories: list[str], num_resamples: int) -> dict:
     """Per arm: accuracy (mean over seeds) overall and per category with bootstrap intervals over
     questions, per-seed values, and the paired difference to VTok with its interval and per seed, over the
@@ -223,12 +232,7 @@ def summarise_understanding(arms: dict, split: str, categories: list[str], num_r
                     "per_seed": [round(float(v), 4) for v in values.mean(0)], "num_questions": int(len(values))}  # fmt: skip
             if arm != "vtok" and common:  # paired: the same questions and seeds
                 vtok = np.array([arms["vtok"]["seeds"][vtok_seeds.index(seed)]["hits"][split] for seed in common], dtype=float).T
-                difference = vtok[rows] - values[:, [seeds.index(seed) for seed in common]]
-                cell["vtok_minus_this"] = round(float(difference.mean()), 4)
-                cell["vtok_minus_this_interval95"] = bootstrap_interval(difference, num_resamples)
-                cell["vtok_minus_this_interval95_with_seed_noise"] = bootstrap_interval(difference, num_resamples, resample_seeds=True)
-                cell["vtok_minus_this_seeds"] = common
-                cell["vtok_minus_this_per_seed"] = [round(float(v), 4) for v in difference.mean(0)]  # does the sign hold across seeds?
+                cell.update(vtok_minus_this(vtok[rows] - values[:, [seeds.index(seed) for seed in common]], common, num_resamples))
             entry[name] = cell
         summary[arm] = entry
     return summary
@@ -258,9 +262,7 @@ def summarise_generation(record: dict, split: str, num_resamples: int, key: str 
         common = [i for i, run in enumerate(judged) if run["seed"] in vtok_runs and check in vtok_runs[run["seed"]][key][split][0]]
         if common:
             vtok_values = np.array([[v[check] for v in vtok_runs[judged[i]["seed"]][key][split]] for i in common]).T
-            difference = vtok_values - values[:, common]
-            cell.update({"vtok_minus_this": round(float(difference.mean()), 4), "vtok_minus_this_interval95": bootstrap_interval(difference, num_resamples),
-                         "vtok_minus_this_seeds": [judged[i]["seed"] for i in common]})  # fmt: skip
+            cell.update(vtok_minus_this(vtok_values - values[:, common], [judged[i]["seed"] for i in common], num_resamples))
         summary[check] = cell
     return summary
 

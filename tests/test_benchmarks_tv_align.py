@@ -211,4 +211,5 @@ def test_generation_differences_to_vtok_pair_prompts_and_seeds():
     assert summary["vtok"]["all_right"]["per_seed"] == [1.0, 0.0]
     frames = summary["frames_all"]
     assert (frames["all_right"]["vtok_minus_this"], frames["all_right"]["vtok_minus_this_seeds"]) == (1.0, [0])  # not VTok's 2-seed mean
+    assert frames["all_right"]["vtok_minus_this_per_seed"] == [1.0]  # the same fields as understanding's differences
     assert frames["temporal_consistency"]["vtok_minus_this"] == 0.25 and frames["count_right"]["vtok_minus_this_interval95"] == [0.0, 0.0]
