@@ -145,9 +145,9 @@ def test_judge_generated_clip_right_and_wrong():
                             "iou_last_frame"}  # fmt: skip
     assert verdict["shape_right"] and verdict["iou_with_prompted_clip"] == verdict["iou_first_frame"] == verdict["iou_last_frame"] == 1.0
     assert verdict["track_error"] < 0.05
-    late_blur = clip.copy()
-    late_blur[-1] = 0  # the last frame lost: the first frame's overlap stays whole, the last one's is 0
-    late = judge_generated_clip(late_blur, spec)
+    last_lost = clip.copy()
+    last_lost[-1] = 0  # the last frame lost: the first frame's overlap stays whole, the last one's is 0
+    late = judge_generated_clip(last_lost, spec)
     assert (late["iou_first_frame"], late["iou_last_frame"], late["iou_with_prompted_clip"]) == (1.0, 0.0, 0.875)
     wrong_size = judge_generated_clip(render_clip([{**spec, "size": "small", "end_size": "small"}]), spec)
     assert not wrong_size["size_right"] and not wrong_size["all_right"] and wrong_size["colour_moves_as_prompted"]
