@@ -28,9 +28,11 @@ clips themselves are judged, the judge's own ceiling.
     OMP_NUM_THREADS=1 python benchmarks/tv_align_shapes.py --size small --steps 3000 --decoder-steps 700 \
         --num-questions 700 --arms vtok --output runs/vtok.json > runs/vtok.log 2>&1 &   # the README's run, one arm
     python benchmarks/tv_align_shapes.py --combine runs/a.json runs/b.json   # arms or seeds trained in separate runs
+    python benchmarks/tv_align_shapes.py --rejudge runs/a.json --output runs/a_rejudged.json   # after a judge change
 
 Every seed of every arm keeps its per-question answers and correctness and its per-prompt verdicts in the
-JSON, so runs of the same settings merge with exact paired differences.
+JSON, so runs of the same settings merge with exact paired differences; its clips (8-bit, `clips.npz` in its
+work folder, named in the JSON) let a changed judge score them again without training (`--rejudge`).
 """
 
 import argparse
@@ -164,32 +166,55 @@ def answer_and_score(model, collator, examples) -> tuple[list[str], np.ndarray]:
     return answers, hits
 
 
-def generate_and_judge(trained: dict, num_frames: int, prompts, args, seed: int) -> dict[str, list[dict]]:
-    """Judges two clips per prompt, each of the arm's `num_frames` frames, on colour+direction, count,
-    size, position, consistency and shape, and scores their overlap with the prompt's own clip, at the
-    frames of the prompt's 8-frame clip it shows (those the arm's processor samples; `judge_generated_clip`):
+def generate_clips(trained: dict, num_frames: int, prompts, args, seed: int) -> dict[str, np.ndarray]:
+    """Two clips per prompt, each of the arm's `num_frames` frames, as 8-bit frames `(prompts, T, H, W, 3)` (what a
+    video file holds; what is judged and kept, so that a changed judge re-scores them exactly: `--rejudge`):
 
     - `"generated"`: from the prompt through the arm's pipeline (the LLM writes the tokens), noise from `seed`;
     - `"reconstructed"`: the prompt's true clip through `pipeline.reconstruct` (its own tokens, no LLM), noise
       from a second generator of `seed`. This is the decoder's ceiling: what generation reaches if the LLM
       wrote the true tokens, so a low generation score can be told to be the LLM's or the decoder's."""
-    frame_indices = sample_frame_indices(np.arange(CLIP_FRAMES), num_frames=num_frames)
     pipeline = VTokTextToVideoPipeline(model=trained["model"], processor=trained["processor"], decoder=trained["decoder"],
                                        scheduler=FlowMatchEulerDiscreteScheduler())  # fmt: skip
     pipeline.set_progress_bar_config(disable=True)
     generators = {kind: torch.Generator().manual_seed(seed) for kind in ("generated", "reconstructed")}
-    verdicts = {kind: [] for kind in generators}
+    clips = {kind: [] for kind in generators}
     for prompt in tqdm(prompts, desc="generating and reconstructing"):
-        clips = {
-            "generated": pipeline(prompt["caption"], num_frames=num_frames, num_inference_steps=args.num_inference_steps,
-                                  generator=generators["generated"], output_type="np").frames[0],
-            "reconstructed": pipeline.reconstruct(prompt["video"], num_frames=num_frames, num_inference_steps=args.num_inference_steps,
-                                                  generator=generators["reconstructed"], output_type="np").frames[0],
-        }  # fmt: skip
-        for kind, frames in clips.items():
-            verdict = judge_generated_clip(frames, prompt["shapes"][0], num_frames=CLIP_FRAMES, frame_indices=frame_indices)
-            verdicts[kind].append({key: float(value) for key, value in verdict.items()})
-    return verdicts
+        clips["generated"].append(pipeline(prompt["caption"], num_frames=num_frames, num_inference_steps=args.num_inference_steps,
+                                           generator=generators["generated"], output_type="np").frames[0])  # fmt: skip
+        clips["reconstructed"].append(pipeline.reconstruct(prompt["video"], num_frames=num_frames, num_inference_steps=args.num_inference_steps,
+                                                           generator=generators["reconstructed"], output_type="np").frames[0])  # fmt: skip
+    return {kind: np.round(np.clip(np.stack(frames), 0.0, 1.0) * 255).astype(np.uint8) for kind, frames in clips.items()}
+
+
+def judge_clips(clips: dict[str, dict[str, np.ndarray]], prompts: dict, num_frames: int) -> dict:
+    """A seed run's verdicts of its clips (`{split: generate_clips(...)}`), judged on colour+direction, count, size,
+    position, consistency and shape, and their overlap with the prompt's own clip, at the frames of the prompt's
+    8-frame clip they show (those an arm of `num_frames` frames samples; `judge_generated_clip`)."""
+    frame_indices = sample_frame_indices(np.arange(CLIP_FRAMES), num_frames=num_frames)
+
+    def verdicts(frames: np.ndarray, split: str) -> list[dict]:
+        return [{key: float(value) for key, value in judge_generated_clip(clip, prompt["shapes"][0], num_frames=CLIP_FRAMES,
+                                                                          frame_indices=frame_indices).items()}
+                for clip, prompt in zip(frames, prompts[split], strict=True)]  # fmt: skip
+
+    return {
+        "verdicts": {split: verdicts(clips[split]["generated"], split) for split in SPLITS},
+        "reconstruction_verdicts": {split: verdicts(clips[split]["reconstructed"], split) for split in SPLITS},
+    }
+
+
+def save_clips(clips: dict[str, dict[str, np.ndarray]], path: Path) -> str:
+    """Keeps a seed run's clips as one `.npz` of uint8 arrays (`{split}_{kind}`, read back without unpickling) and
+    returns its path relative to the repository, as the JSON records it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **{f"{split}_{kind}": frames for split, by_kind in clips.items() for kind, frames in by_kind.items()})
+    return os.path.relpath(path, REPO)
+
+
+def load_clips(recorded_path: str) -> dict[str, dict[str, np.ndarray]]:
+    with np.load(REPO / recorded_path, allow_pickle=False) as stored:
+        return {split: {kind: stored[f"{split}_{kind}"] for kind in ("generated", "reconstructed")} for split in SPLITS}
 
 
 def judge_true_clips(prompts) -> dict:
@@ -368,6 +393,21 @@ def merge_runs(paths: list[str]) -> tuple[dict, list[dict]]:
     return merged, runs
 
 
+def rejudge(path: str, output: Path, num_resamples: int) -> dict:
+    """The result at `path` with every seed run's kept clips judged again by the current judge (after a judge
+    change: no training, no generation); its answers and everything else are kept."""
+    results = json.loads(Path(path).read_text())
+    prompts = {split: list(text_to_video_clips(split, num_frames=CLIP_FRAMES))[: results["settings"]["num_prompts"]] for split in SPLITS}
+    results["judge_on_true_clips"] = {split: judge_true_clips(prompts[split]) for split in SPLITS}
+    for arm, record in results["arms"].items():
+        for run in record["seeds"]:
+            if "clips" not in run:
+                raise ValueError(f"{path}: seed {run['seed']} of arm {arm!r} kept no clips (run before they were kept): it cannot be re-judged.")
+            run.update(judge_clips(load_clips(run["clips"]), prompts, ARMS[arm]["num_frames"]))
+    results["command"] += f" + python benchmarks/tv_align_shapes.py --rejudge {os.path.relpath(path, REPO)}"
+    return write_results(results, output, num_resamples)
+
+
 def combine(paths: list[str], output: Path, num_resamples: int) -> dict:
     """One JSON and PNG from runs of the same settings that trained different arms or seeds (`merge_runs`)."""
     return write_results(merge_runs(paths)[0], output, num_resamples)
@@ -396,6 +436,8 @@ def parse_args(argv=None):
     parser.add_argument("--output", default=str(RESULTS / "tv_align_shapes.json"))
     parser.add_argument("--combine", nargs="+", default=None, metavar="JSON",
                         help="train nothing: merge the arms and seeds of these result files (same settings) into --output")
+    parser.add_argument("--rejudge", default=None, metavar="JSON",
+                        help="train nothing: judge the clips this result file's runs kept again, with the current judge, into --output")
     args = parser.parse_args(argv)
     if args.quick:
         for name, value in QUICK.items():
@@ -410,6 +452,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.combine:
         return combine(args.combine, Path(args.output), args.bootstrap)
+    if args.rejudge:
+        return rejudge(args.rejudge, Path(args.output), args.bootstrap)
     logging.set_verbosity_warning()
     train = load_vtok_shapes("train", num_samples=args.num_train_samples, num_frames=CLIP_FRAMES)
     examples = training_examples(train, CLIP_FRAMES, image_size=32, generation_repeats=args.generation_repeats)
@@ -450,12 +494,12 @@ def main(argv=None):
                 print(f"   {split}: accuracy {hits.mean():.3f}", flush=True)
             run.update({key: trained[key] for key in ("decoder_optimizer_steps", "decoder_train_seconds")})
             started = time.perf_counter()
-            judged = {split: generate_and_judge(trained, ARMS[arm]["num_frames"], prompts[split], args, seed) for split in SPLITS}
-            run["verdicts"] = {split: judged[split]["generated"] for split in SPLITS}
-            run["reconstruction_verdicts"] = {split: judged[split]["reconstructed"] for split in SPLITS}
+            clips = {split: generate_clips(trained, ARMS[arm]["num_frames"], prompts[split], args, seed) for split in SPLITS}
+            run.update(judge_clips(clips, prompts, ARMS[arm]["num_frames"]))
             run["generate_and_judge_seconds"] = round(time.perf_counter() - started, 1)
+            run["clips"] = save_clips(clips, Path(args.work_dir) / f"{arm}_seed{seed}" / "clips.npz")
             record["seeds"].append(run)
-            print(f"   { {k: v for k, v in run.items() if k not in ('hits', 'answers', 'verdicts', 'reconstruction_verdicts')} }", flush=True)
+            print(f"   { {k: v for k, v in run.items() if k not in ('hits', 'answers', 'verdicts', 'reconstruction_verdicts', 'clips')} }", flush=True)
             write_results(results, Path(args.output), args.bootstrap)  # after every arm: a cut-off run keeps what finished
     return results
 

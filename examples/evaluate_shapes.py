@@ -3,9 +3,12 @@
 - understanding: accuracy per question category (through `evaluate`) on the test and held-out splits,
   answers generated with room for the longest reference answer (`examples/evaluate_qa.py` does the same
   for any question-answering file);
-- generation: how often the model-free colour-threshold judge finds the prompted colour moving
-  in the prompted direction, for every trained text-to-video prompt and for the prompts of the
-  held-out colour–shape pairs.
+- generation: one clip per text-to-video prompt (every trained prompt, and the prompts of the held-out
+  colour–shape pairs) through the pipeline, and the prompt's true clip through `pipeline.reconstruct`
+  (its own tokens, no LLM: the decoder's ceiling). Both are scored by every check of the model-free judge
+  (`vtok_shapes.judge.judge_generated_clip`: colour moving as prompted, count, size, position, consistency,
+  shape, overlap with the prompt's clip), and the overlap is also given per frame: frame 0 is the key frame,
+  drawn from S spatial tokens, each later frame from its one residual token.
 
     python examples/evaluate_shapes.py checkpoints/vtok-tiny-shapes [--num-samples 280]
 """
@@ -15,14 +18,16 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from modeling_vtok import VTokTextToVideoPipeline
 from modeling_vtok.training_vtok import answer_questions, qa_accuracy
 from processing_vtok import VTokDataCollator
-from vtok_shapes import detect_colour_motion, load_vtok_shapes
+from vtok_shapes import load_vtok_shapes
 from vtok_shapes.dataset import DIRECTIONS, text_to_video_clips
+from vtok_shapes.judge import frame_ious, judge_generated_clip
 
 
 def understanding_scores(model, processor, split: str, num_samples: int) -> dict:
@@ -32,23 +37,43 @@ def understanding_scores(model, processor, split: str, num_samples: int) -> dict
     return {name: round(value, 4) for name, value in scores.items()}
 
 
-def generation_scores(pipeline, split: str, num_frames: int, num_inference_steps: int, seed: int = 0) -> dict:
-    """Judge one generated clip per text-to-video prompt of `split` ("train": the trained prompts,
-    "heldout": colour–shape pairs never trained on)."""
-    hits, by_direction = [], {d: [] for d in DIRECTIONS}
-    generator = torch.Generator().manual_seed(seed)
-    clips = text_to_video_clips(split, num_frames=num_frames).with_format(None)
-    for clip in tqdm(clips, desc=f"generating ({split} prompts)"):
-        frames = pipeline(clip["caption"], num_frames=num_frames, num_inference_steps=num_inference_steps,
-                          generator=generator, output_type="np").frames[0]  # fmt: skip
-        hit = detect_colour_motion(frames, clip["color"]) == clip["direction"]
-        hits.append(hit)
-        by_direction[clip["direction"]].append(hit)
+def summarise_clips(verdicts: list[dict], ious: list[np.ndarray], directions: list[str]) -> dict:
+    """The judge's checks as fractions of clips passing (the numbers among them, such as the track error,
+    as means), colour motion per prompted direction, and the mean overlap with the prompt's clip per frame."""
+    moves = np.array([verdict["colour_moves_as_prompted"] for verdict in verdicts], dtype=float)
     return {
-        "prompted_colour_moves_in_prompted_direction": round(sum(hits) / len(hits), 4),
-        "num_prompts": len(hits),
-        "per_direction": {d: round(sum(v) / len(v), 4) for d, v in by_direction.items() if v},
+        "checks": {check: round(float(np.mean([verdict[check] for verdict in verdicts])), 4) for check in verdicts[0]},
+        "colour_moves_as_prompted_per_direction": {
+            d: round(float(moves[[i for i, prompted in enumerate(directions) if prompted == d]].mean()), 4)
+            for d in DIRECTIONS if d in directions
+        },
+        "iou_per_frame": [round(float(value), 4) for value in np.mean(ious, axis=0)],
+    }
+
+
+def generation_scores(pipeline, split: str, num_frames: int, num_inference_steps: int, seed: int = 0,
+                      num_prompts: int | None = None) -> dict:  # fmt: skip
+    """Judge the clip generated from each text-to-video prompt of `split` ("train": the trained prompts,
+    "heldout": colour–shape pairs never trained on) and the prompt's true clip reconstructed from its own
+    tokens, each from its own generator of `seed`; `num_prompts` keeps the first ones."""
+    clips = list(text_to_video_clips(split, num_frames=num_frames))[:num_prompts]
+    generators = {kind: torch.Generator().manual_seed(seed) for kind in ("generated", "reconstructed")}
+    verdicts, ious = {kind: [] for kind in generators}, {kind: [] for kind in generators}
+    for clip in tqdm(clips, desc=f"generating and reconstructing ({split} prompts)"):
+        made = {
+            "generated": pipeline(clip["caption"], num_frames=num_frames, num_inference_steps=num_inference_steps,
+                                  generator=generators["generated"], output_type="np").frames[0],
+            "reconstructed": pipeline.reconstruct(clip["video"], num_frames=num_frames, num_inference_steps=num_inference_steps,
+                                                  generator=generators["reconstructed"], output_type="np").frames[0],
+        }  # fmt: skip
+        for kind, frames in made.items():
+            verdicts[kind].append(judge_generated_clip(frames, clip["shapes"][0]))
+            ious[kind].append(frame_ious(frames, clip["video"], clip["color"]))
+    directions = [clip["direction"] for clip in clips]
+    return {
+        "num_prompts": len(clips),
         "num_inference_steps": num_inference_steps,
+        **{kind: summarise_clips(verdicts[kind], ious[kind], directions) for kind in generators},
     }
 
 
@@ -56,23 +81,27 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pipeline_dir")
     parser.add_argument("--num-samples", type=int, default=280, help="questions per split (40 per category)")
+    parser.add_argument("--num-prompts", type=int, default=None, help="text-to-video prompts per split (default: all)")
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--num-inference-steps", type=int, default=20)
     parser.add_argument("--output", default=None, help="JSON path (default: PIPELINE_DIR/eval_results.json)")
     args = parser.parse_args(argv)
 
     pipeline = VTokTextToVideoPipeline.from_pretrained(args.pipeline_dir)
+    pipeline.set_progress_bar_config(disable=True)
     results = {
         "understanding": {
             split: understanding_scores(pipeline.model, pipeline.processor, split, args.num_samples) for split in ("test", "heldout")
         },
         "generation": {
-            split: generation_scores(pipeline, split, args.num_frames, args.num_inference_steps) for split in ("train", "heldout")
+            split: generation_scores(pipeline, split, args.num_frames, args.num_inference_steps, num_prompts=args.num_prompts)
+            for split in ("train", "heldout")
         },
     }
     output = Path(args.output or Path(args.pipeline_dir) / "eval_results.json")
     output.write_text(json.dumps(results, indent=2))
     json.dump(results, sys.stdout, indent=2)
+    return results
 
 
 if __name__ == "__main__":

@@ -22,9 +22,10 @@ def _check_interval(cell: dict, key: str = "accuracy", interval: str = "interval
 
 @pytest.mark.slow  # four tiny models (2 steps) and a decoder (1 step): 115 s in pytest on the 2 shared cores at load 10-12
 # (the earlier 6-step size: 238 s standalone at load 7); 19 s after the imports with one torch thread at load 6
-def test_quick_run_json(tmp_path):
+def test_quick_run_json(tmp_path, monkeypatch):
     output = tmp_path / "tv_align_shapes.json"
-    _load_benchmark().main(["--quick", "--output", str(output), "--work-dir", str(tmp_path / "work")])
+    benchmark = _load_benchmark()
+    benchmark.main(["--quick", "--output", str(output), "--work-dir", str(tmp_path / "work")])
     results = json.loads(output.read_text())
     assert output.with_suffix(".png").stat().st_size > 10_000
 
@@ -65,6 +66,30 @@ def test_quick_run_json(tmp_path):
             for run in info["seeds"]:
                 matches = [int(normalize_answer(a) == normalize_answer(r)) for a, r in zip(run["answers"][split], references, strict=True)]
                 assert run["hits"][split] == matches
+
+    # every run kept its 8-bit clips: the same judge scores them again exactly, a changed judge adds its checks
+    rejudged = benchmark.main(["--rejudge", str(output), "--output", str(tmp_path / "rejudged.json")])
+    for arm, info in arms.items():
+        for run, again in zip(info["seeds"], rejudged["arms"][arm]["seeds"], strict=True):
+            assert again["verdicts"] == run["verdicts"] and again["reconstruction_verdicts"] == run["reconstruction_verdicts"]
+            assert again["hits"] == run["hits"]
+    judge = benchmark.judge_generated_clip
+    monkeypatch.setattr(benchmark, "judge_generated_clip", lambda frames, *a, **kw: {**judge(frames, *a, **kw), "mean_brightness": frames.mean() / 255})
+    rejudged = benchmark.main(["--rejudge", str(output), "--output", str(tmp_path / "rejudged.json")])
+    clips = benchmark.load_clips(arms["vtok"]["seeds"][0]["clips"])
+    assert [v["mean_brightness"] for v in rejudged["arms"]["vtok"]["seeds"][0]["verdicts"]["test"]] == pytest.approx(
+        [clip.mean() / 255 for clip in clips["test"]["generated"]])
+    assert "mean_brightness" in rejudged["generation"]["vtok"]["test"] and "--rejudge" in rejudged["command"]
+
+
+def test_a_run_that_kept_no_clips_cannot_be_rejudged(tmp_path):
+    import numpy as np
+
+    benchmark = _load_benchmark()
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(_fake_run(benchmark, {"vtok": {0: np.ones(70, dtype=int)}})))
+    with pytest.raises(ValueError, match="seed 0 of arm 'vtok' kept no clips"):
+        benchmark.main(["--rejudge", str(path), "--output", str(tmp_path / "x.json")])
 
 
 def test_arguments_are_checked():
