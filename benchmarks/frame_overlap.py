@@ -1,0 +1,124 @@
+"""Where in the clip each arm of the accuracy benchmark loses the prompted shape: the overlap (IoU) of the
+prompted colour's pixels with the prompt's own clip, frame by frame (issue 13).
+
+VTok draws frame 0, its key frame, from S spatial tokens and every later frame from one residual token; a
+frames arm draws each of its frames from S tokens. `tv_align_shapes.py` judges a clip by its mean overlap,
+which cannot tell the two apart. This reads a `tv_align_shapes.py` result whose runs kept their clips
+(it trains and generates nothing), scores each kept clip per frame (`vtok_shapes.judge.frame_ious`), and
+gives, per arm, split and kind of clip (generated from the prompt; reconstructed from the true clip's own
+tokens), the mean overlap at every frame the arm shows, and the later frames' mean minus frame 0's, each
+with a bootstrap interval over prompts (and seeds, when there are several). Writes a JSON and a PNG.
+
+    python benchmarks/frame_overlap.py benchmarks/results/tv_align_shapes_small_decoder_2100_steps.json \\
+        --output benchmarks/results/frame_overlap_decoder_2100_steps.json
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from processing_vtok.video_io import sample_frame_indices
+from vtok_shapes.dataset import text_to_video_clips
+from vtok_shapes.judge import frame_ious
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tv_align_shapes import ARMS, CLIP_FRAMES, RESULTS, SPLITS, bootstrap_interval, load_clips  # noqa: E402
+
+
+KINDS = ("generated", "reconstructed")
+
+
+def mean_with_interval(values: np.ndarray, num_resamples: int) -> dict:
+    """Mean of `values` `(prompts, seeds)` and its 95% interval, the seeds resampled too when there are several."""
+    return {"mean": round(float(values.mean()), 4), "interval95": bootstrap_interval(values, num_resamples, resample_seeds=True)}
+
+
+def arm_overlaps(arm: str, runs: list[dict], prompts: dict, num_resamples: int) -> dict:
+    """One arm's overlap per frame it shows, per split and kind of clip, over its seeds that kept clips."""
+    frame_indices = sample_frame_indices(np.arange(CLIP_FRAMES), num_frames=ARMS[arm]["num_frames"])
+    clips = [load_clips(run["clips"]) for run in runs]
+    result = {"seeds": [run["seed"] for run in runs], "frames": [int(i) for i in frame_indices]}
+    for split in SPLITS:
+        expected = [np.asarray(prompt["video"])[frame_indices] for prompt in prompts[split]]
+        for kind in KINDS:
+            # (prompts, seeds, frames shown)
+            ious = np.stack([[frame_ious(clip, truth, prompt["color"]) for clip, truth, prompt in zip(seed[split][kind], expected, prompts[split], strict=True)]
+                             for seed in clips], axis=1)  # fmt: skip
+            result[f"{split}_{kind}"] = {
+                "per_frame": [mean_with_interval(ious[:, :, i], num_resamples) for i in range(ious.shape[2])],
+                "later_minus_first": mean_with_interval(ious[:, :, 1:].mean(axis=2) - ious[:, :, 0], num_resamples),
+            }
+    return result
+
+
+def frame_overlaps(source: dict, num_resamples: int) -> dict:
+    """Every arm of `source` with kept clips; an arm none of whose seeds kept them is left out, and said so."""
+    prompts = {split: list(text_to_video_clips(split, num_frames=CLIP_FRAMES))[: source["settings"]["num_prompts"]] for split in SPLITS}
+    arms = {}
+    for arm, record in source["arms"].items():
+        runs = [run for run in record["seeds"] if "clips" in run]
+        if len(runs) < len(record["seeds"]):
+            print(f"{arm}: seeds {[run['seed'] for run in record['seeds'] if 'clips' not in run]} kept no clips (run before they were kept); left out")
+        if runs:
+            arms[arm] = arm_overlaps(arm, runs, prompts, num_resamples)
+    if not arms:
+        raise ValueError("No run of this result kept its clips (runs before they were kept): nothing to score per frame.")
+    return arms
+
+
+def plot(results: dict, path: Path) -> None:
+    """Overlap against frame index, one line per arm, one panel per split and kind of clip."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(SPLITS), len(KINDS), figsize=(9, 6.5), sharex=True, sharey=True, squeeze=False)
+    for row, split in enumerate(SPLITS):
+        for col, kind in enumerate(KINDS):
+            ax = axes[row][col]
+            for arm, overlaps in results["arms"].items():
+                cells = overlaps[f"{split}_{kind}"]["per_frame"]
+                means = np.array([cell["mean"] for cell in cells])
+                low, high = np.array([cell["interval95"] for cell in cells]).T
+                ax.errorbar(overlaps["frames"], means, yerr=[means - low, high - means], marker="o", capsize=3, label=f"{arm} (seeds {overlaps['seeds']})")
+            ax.set_title(f"{split}, {kind}", fontsize=9)
+            ax.set_ylim(0, 1)
+            ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("frame (0: VTok's key frame)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("overlap with the prompt's clip (95% CI)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Where the prompted shape is lost: overlap per frame", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("result", help="a tv_align_shapes.py JSON whose runs kept their clips")
+    parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--output", default=str(RESULTS / "frame_overlap.json"))
+    args = parser.parse_args(argv)
+    source = json.loads(Path(args.result).read_text())
+    results = {
+        "benchmark": "Overlap with the prompt's clip per frame, from the accuracy benchmark's kept clips (issue 13)",
+        "command": "python benchmarks/frame_overlap.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "source_command": source["command"],
+        "arms": frame_overlaps(source, args.bootstrap),
+    }
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=1))
+    plot(results, output.with_suffix(".png"))
+    print(f"wrote {output}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
