@@ -7,7 +7,9 @@ which cannot tell the two apart. This reads a `tv_align_shapes.py` result whose 
 (it trains and generates nothing), scores each kept clip per frame (`vtok_shapes.judge.frame_ious`), and
 gives, per arm, split and kind of clip (generated from the prompt; reconstructed from the true clip's own
 tokens), the mean overlap at every frame the arm shows, and the later frames' mean minus frame 0's, each
-with a bootstrap interval over prompts (and seeds, when there are several). Writes a JSON and a PNG.
+with a bootstrap interval over prompts (and seeds, when there are several). The same once each frame's
+shape is moved onto the prompt's position (`*_aligned`: the shape alone), so that a lost overlap can be
+told to be a wrong position or a wrong shape. Writes a JSON and a PNG.
 
     python benchmarks/frame_overlap.py benchmarks/results/tv_align_shapes_small_decoder_2100_steps.json \\
         --output benchmarks/results/frame_overlap_decoder_2100_steps.json
@@ -44,13 +46,14 @@ def arm_overlaps(arm: str, runs: list[dict], prompts: dict, num_resamples: int) 
     for split in SPLITS:
         expected = [np.asarray(prompt["video"])[frame_indices] for prompt in prompts[split]]
         for kind in KINDS:
-            # (prompts, seeds, frames shown)
-            ious = np.stack([[frame_ious(clip, truth, prompt["color"]) for clip, truth, prompt in zip(seed[split][kind], expected, prompts[split], strict=True)]
-                             for seed in clips], axis=1)  # fmt: skip
-            result[f"{split}_{kind}"] = {
-                "per_frame": [mean_with_interval(ious[:, :, i], num_resamples) for i in range(ious.shape[2])],
-                "later_minus_first": mean_with_interval(ious[:, :, 1:].mean(axis=2) - ious[:, :, 0], num_resamples),
-            }
+            result[f"{split}_{kind}"] = cell = {}
+            for suffix, aligned in (("", False), ("_aligned", True)):
+                # (prompts, seeds, frames shown)
+                ious = np.stack([[frame_ious(clip, truth, prompt["color"], aligned=aligned)
+                                  for clip, truth, prompt in zip(seed[split][kind], expected, prompts[split], strict=True)]
+                                 for seed in clips], axis=1)  # fmt: skip
+                cell["per_frame" + suffix] = [mean_with_interval(ious[:, :, i], num_resamples) for i in range(ious.shape[2])]
+                cell["later_minus_first" + suffix] = mean_with_interval(ious[:, :, 1:].mean(axis=2) - ious[:, :, 0], num_resamples)
     return result
 
 
@@ -80,11 +83,13 @@ def plot(results: dict, path: Path) -> None:
     for row, split in enumerate(SPLITS):
         for col, kind in enumerate(KINDS):
             ax = axes[row][col]
-            for arm, overlaps in results["arms"].items():
-                cells = overlaps[f"{split}_{kind}"]["per_frame"]
-                means = np.array([cell["mean"] for cell in cells])
-                low, high = np.array([cell["interval95"] for cell in cells]).T
-                ax.errorbar(overlaps["frames"], means, yerr=[means - low, high - means], marker="o", capsize=3, label=f"{arm} (seeds {overlaps['seeds']})")
+            for colour, (arm, overlaps) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], results["arms"].items()):
+                for key, style, label in (("per_frame", "-", ""), ("per_frame_aligned", ":", ", shape alone")):
+                    cells = overlaps[f"{split}_{kind}"][key]
+                    means = np.array([cell["mean"] for cell in cells])
+                    low, high = np.array([cell["interval95"] for cell in cells]).T
+                    ax.errorbar(overlaps["frames"], means, yerr=[means - low, high - means], marker="o", capsize=3, color=colour,
+                                linestyle=style, label=f"{arm}{label} (seeds {overlaps['seeds']})")  # fmt: skip
             ax.set_title(f"{split}, {kind}", fontsize=9)
             ax.set_ylim(0, 1)
             ax.grid(alpha=0.3)

@@ -217,3 +217,17 @@ def test_clip_shape_and_frame_ious():
     assert frame_ious(triangle, triangle, "blue").tolist() == [1.0] * 8  # absent from both: nothing differs
     with pytest.raises(ValueError, match="The clips differ in shape"):
         frame_ious(triangle[:2], triangle, "red")
+
+
+def test_aligned_frame_ious_separate_position_from_shape():
+    triangle = render_clip([_spec(shape="triangle")])
+    moved = render_clip([_spec(shape="triangle", x=_spec()["x"] + 3)])  # the same shape, 3 pixels to the right
+    assert (frame_ious(moved, triangle, "red") < 0.8).all()
+    assert frame_ious(moved, triangle, "red", aligned=True).tolist() == [1.0] * 8  # position off, shape right
+    square = render_clip([_spec(shape="square")])
+    assert (frame_ious(square, triangle, "red", aligned=True) < 0.8).all()  # a wrong shape stays wrong wherever it is
+    missing = triangle.copy()
+    missing[5] = 0
+    aligned = frame_ious(missing, triangle, "red", aligned=True)
+    assert aligned[5] == 0.0 and np.delete(aligned, 5).tolist() == [1.0] * 7  # a frame without the colour overlaps nothing
+    assert frame_ious(triangle, triangle, "blue", aligned=True).tolist() == [1.0] * 8  # absent from both: nothing differs

@@ -211,14 +211,18 @@ def clip_shape(frames, color: str, size: str, min_pixels: int = 4, max_distance:
     return max(SHAPES, key=lambda shape: np.mean([frame[shape] for frame in overlaps]))
 
 
-def frame_ious(frames, expected_frames, color: str, max_distance: float = 100.0) -> np.ndarray:
+def frame_ious(frames, expected_frames, color: str, max_distance: float = 100.0, aligned: bool = False) -> np.ndarray:
     """Per frame, the intersection over union of `color`'s pixels in `frames` and in `expected_frames` (the
     clip the prompt describes): 1.0 where the colour covers exactly the expected pixels, lower for every
-    pixel of shape, size or position that differs; no threshold to saturate."""
+    pixel of shape, size or position that differs; no threshold to saturate. With `aligned`, each frame's
+    pixels are first moved (whole pixels) so their centroid sits on the expected one: the shape and size
+    alone, wherever it is drawn, so that a low overlap can be told to be the position's or the shape's."""
     generated, expected = colour_masks(frames, color, max_distance), colour_masks(expected_frames, color, max_distance)
     if generated.shape != expected.shape:
         raise ValueError(f"The clips differ in shape: {generated.shape} and {expected.shape}.")
-    return np.array([_iou(a, b) for a, b in zip(generated, expected)])
+    if not aligned:
+        return np.array([_iou(a, b) for a, b in zip(generated, expected)])
+    return np.array([_iou_aligned(a, b) if a.any() and b.any() else _iou(a, b) for a, b in zip(generated, expected)])
 
 
 def _shifted(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -229,6 +233,15 @@ def _shifted(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
+def _iou_aligned(mask: np.ndarray, target: np.ndarray) -> float:
+    """Intersection over union of `mask`, moved by whole pixels so its centroid sits on `target`'s, and
+    `target`: how alike two shapes are wherever they are; 0.0 when either is empty."""
+    if not mask.any() or not target.any():
+        return 0.0
+    (y0, x0), (y1, x1) = np.argwhere(mask).mean(0), np.argwhere(target).mean(0)
+    return _iou(_shifted(mask, int(round(y1 - y0)), int(round(x1 - x0))), target)
+
+
 def temporal_consistency(frames, color: str, max_distance: float = 100.0) -> float:
     """How much `color`'s shape stays itself from one frame to the next, in [0, 1]: the mean over
     consecutive frame pairs of the intersection over union of the two masks once the first is moved by
@@ -237,15 +250,7 @@ def temporal_consistency(frames, color: str, max_distance: float = 100.0) -> flo
     masks = colour_masks(frames, color, max_distance)
     if len(masks) < 2:
         raise ValueError(f"Temporal consistency needs at least 2 frames, got {len(masks)}.")
-    scores = []
-    for before, after in zip(masks[:-1], masks[1:]):
-        if not before.any() or not after.any():
-            scores.append(0.0)
-            continue
-        (y0, x0), (y1, x1) = np.argwhere(before).mean(0), np.argwhere(after).mean(0)
-        moved = _shifted(before, int(round(y1 - y0)), int(round(x1 - x0)))
-        scores.append((moved & after).sum() / (moved | after).sum())
-    return float(np.mean(scores))
+    return float(np.mean([_iou_aligned(before, after) for before, after in zip(masks[:-1], masks[1:])]))
 
 
 def judge_generated_clip(frames, shape: dict, num_frames: int | None = None, max_track_error: float = 0.15,
