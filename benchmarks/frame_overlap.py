@@ -84,12 +84,12 @@ def plot(results: dict, path: Path) -> None:
         for col, kind in enumerate(KINDS):
             ax = axes[row][col]
             for colour, (arm, overlaps) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], results["arms"].items()):
-                for key, style, label in (("per_frame", "-", ""), ("per_frame_aligned", ":", ", shape alone")):
+                for key, style, face, label in (("per_frame", "-", colour, ""), ("per_frame_aligned", ":", "none", ", shape alone (hollow)")):
                     cells = overlaps[f"{split}_{kind}"][key]
                     means = np.array([cell["mean"] for cell in cells])
                     low, high = np.array([cell["interval95"] for cell in cells]).T
                     ax.errorbar(overlaps["frames"], means, yerr=[means - low, high - means], marker="o", capsize=3, color=colour,
-                                linestyle=style, label=f"{arm}{label} (seeds {overlaps['seeds']})")  # fmt: skip
+                                markerfacecolor=face, linestyle=style, label=f"{arm}{label} (seeds {overlaps['seeds']})")  # fmt: skip
             ax.set_title(f"{split}, {kind}", fontsize=9)
             ax.set_ylim(0, 1)
             ax.grid(alpha=0.3)
