@@ -445,6 +445,8 @@ def parse_args(argv=None):
     for name in ("steps", "decoder_steps", "num_train_samples", "batch_size", "num_questions", "num_inference_steps", "bootstrap"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.num_prompts is not None and args.num_prompts < 1:
+        parser.error(f"--num-prompts must be >= 1 (or left out: every prompt), got {args.num_prompts}")
     return args
 
 

@@ -86,6 +86,8 @@ def main(argv=None):
     parser.add_argument("--num-inference-steps", type=int, default=20)
     parser.add_argument("--output", default=None, help="JSON path (default: PIPELINE_DIR/eval_results.json)")
     args = parser.parse_args(argv)
+    if args.num_prompts is not None and args.num_prompts < 1:
+        parser.error(f"--num-prompts must be >= 1 (or left out: every prompt), got {args.num_prompts}")
 
     pipeline = VTokTextToVideoPipeline.from_pretrained(args.pipeline_dir)
     pipeline.set_progress_bar_config(disable=True)

@@ -92,10 +92,13 @@ def test_a_run_that_kept_no_clips_cannot_be_rejudged(tmp_path):
         benchmark.main(["--rejudge", str(path), "--output", str(tmp_path / "x.json")])
 
 
-def test_arguments_are_checked():
+def test_arguments_are_checked(capsys):
     benchmark = _load_benchmark()
     with pytest.raises(SystemExit):
         benchmark.parse_args(["--steps", "0"])
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--num-prompts", "0"])
+    assert "--num-prompts must be >= 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         benchmark.parse_args(["--arms", "frames_some"])
 

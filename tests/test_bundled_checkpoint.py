@@ -10,6 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from conftest import load_script
 from modeling_vtok import VTokForConditionalGeneration, VTokTextToVideoPipeline
 from processing_vtok import VTokDataCollator, VTokProcessor
 from vtok_shapes import detect_colour_motion, load_vtok_shapes
@@ -118,3 +119,10 @@ def test_evaluate_shapes_judges_generated_and_reconstructed_clips(tmp_path):
             assert np.mean(scores["iou_per_frame"]) == pytest.approx(scores["checks"]["iou_with_prompted_clip"], abs=1e-3)
     # the true clips' own tokens keep the motion: the decoder draws every reconstructed clip moving as it should
     assert results["generation"]["train"]["reconstructed"]["checks"]["colour_moves_as_prompted"] == 1.0
+
+
+def test_evaluate_shapes_refuses_no_prompts(capsys):
+    evaluate_shapes = load_script("examples/evaluate_shapes.py")
+    with pytest.raises(SystemExit):
+        evaluate_shapes.main([str(CHECKPOINT), "--num-prompts", "0"])
+    assert "--num-prompts must be >= 1" in capsys.readouterr().err
