@@ -12,7 +12,10 @@ the decoder stage's `VTokDecoderTrainingModule`):
   closest budget that still shows motion is 2 frames (2 x S; VTok's S + T - 1 lies between S and 2 x S);
 - `vtok_spatial_map`: VTok with each residual pooled to a 2x2 map before its one token
   (`residual_pooling="spatial_map"`; it reads turning objects better, benchmarks/motion_turning.py), started
-  from the same weights as `vtok` wherever the shapes agree (`build_vtok_model` with config fields).
+  from the same weights as `vtok` wherever the shapes agree (`build_vtok_model` with config fields);
+- `vtok_key_frame_grid`: VTok whose decoder lays the key frame's token grid on the key frame only
+  (`VTokVideoDecoder(key_grid_frames="key_frame")`; the LLM stage is `vtok`'s): does a grid that matches the
+  pixels of every frame it is laid on let the decoder draw the key frame as exactly as a frames decoder does?
 
 Understanding: greedy answers to the test split and the held-out colour–shape split, exact match per
 category (`qa_accuracy`), with bootstrap intervals over questions and a paired bootstrap of each arm's
@@ -46,7 +49,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
-from tqdm.auto import tqdm
 from transformers import Trainer
 from transformers.utils import logging
 
@@ -67,19 +69,22 @@ from processing_vtok import VTokDataCollator
 from processing_vtok.video_io import sample_frame_indices
 from vtok_shapes.dataset import CATEGORIES, load_vtok_shapes, text_to_video_clips, training_examples
 from vtok_shapes.judge import judge_generated_clip
+from vtok_shapes.pipeline_clips import draw_prompted_clips
 from modeling_vtok.metrics_vtok import normalize_answer
 
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 CLIP_FRAMES = 8  # every clip is rendered with 8 frames; an arm's processor samples its own number of them
-# Per arm: how the processor samples the clip, the tokenization, and VTokConfig fields set on top.
+# Per arm: how the processor samples the clip, the tokenization, VTokConfig fields set on top, and
+# VTokVideoDecoder fields set on top of the size's.
 ARMS = {
-    "vtok": {"video_tokenization": "vtok", "num_frames": CLIP_FRAMES, "config": {}},
-    "frames_all": {"video_tokenization": "frames", "num_frames": CLIP_FRAMES, "config": {}},
-    "frames_budget": {"video_tokenization": "frames", "num_frames": 2, "config": {}},
+    "vtok": {"video_tokenization": "vtok", "num_frames": CLIP_FRAMES, "config": {}, "decoder": {}},
+    "frames_all": {"video_tokenization": "frames", "num_frames": CLIP_FRAMES, "config": {}, "decoder": {}},
+    "frames_budget": {"video_tokenization": "frames", "num_frames": 2, "config": {}, "decoder": {}},
     "vtok_spatial_map": {"video_tokenization": "vtok", "num_frames": CLIP_FRAMES,
-                         "config": {"residual_pooling": "spatial_map", "residual_pool_grid_size": 2}},  # fmt: skip
+                         "config": {"residual_pooling": "spatial_map", "residual_pool_grid_size": 2}, "decoder": {}},  # fmt: skip
+    "vtok_key_frame_grid": {"video_tokenization": "vtok", "num_frames": CLIP_FRAMES, "config": {}, "decoder": {"key_grid_frames": "key_frame"}},
 }
 SPLITS = ("test", "heldout")
 # Every arm and stage of the benchmark at the smallest sizes that still run it (what the test runs): one
@@ -141,7 +146,7 @@ def train_arm(arm: str, seed: int, args, texts, examples, output_dir: Path) -> d
         if len(trainer.state.log_history) > 1 else {},
     }
     started = time.perf_counter()
-    decoder = VTokVideoDecoder.from_model_config(model.config, sample_size=32, **MODEL_SIZES[args.size]["decoder"])
+    decoder = VTokVideoDecoder.from_model_config(model.config, sample_size=32, **{**MODEL_SIZES[args.size]["decoder"], **spec["decoder"]})
     decoder_trainer = Trainer(
         model=VTokDecoderTrainingModule(decoder, model),
         args=vtok_training_arguments(output_dir / "trainer_decoder", args.decoder_steps, per_device_train_batch_size=args.batch_size,
@@ -167,24 +172,12 @@ def answer_and_score(model, collator, examples) -> tuple[list[str], np.ndarray]:
 
 
 def generate_clips(trained: dict, num_frames: int, prompts, args, seed: int) -> dict[str, np.ndarray]:
-    """Two clips per prompt, each of the arm's `num_frames` frames, as 8-bit frames `(prompts, T, H, W, 3)` (what a
-    video file holds; what is judged and kept, so that a changed judge re-scores them exactly: `--rejudge`):
-
-    - `"generated"`: from the prompt through the arm's pipeline (the LLM writes the tokens), noise from `seed`;
-    - `"reconstructed"`: the prompt's true clip through `pipeline.reconstruct` (its own tokens, no LLM), noise
-      from a second generator of `seed`. This is the decoder's ceiling: what generation reaches if the LLM
-      wrote the true tokens, so a low generation score can be told to be the LLM's or the decoder's."""
+    """The arm's generated and reconstructed clips of `prompts` through its pipeline (`draw_prompted_clips`),
+    8-bit: what is judged and kept, so that a changed judge re-scores them exactly (`--rejudge`)."""
     pipeline = VTokTextToVideoPipeline(model=trained["model"], processor=trained["processor"], decoder=trained["decoder"],
                                        scheduler=FlowMatchEulerDiscreteScheduler())  # fmt: skip
     pipeline.set_progress_bar_config(disable=True)
-    generators = {kind: torch.Generator().manual_seed(seed) for kind in ("generated", "reconstructed")}
-    clips = {kind: [] for kind in generators}
-    for prompt in tqdm(prompts, desc="generating and reconstructing"):
-        clips["generated"].append(pipeline(prompt["caption"], num_frames=num_frames, num_inference_steps=args.num_inference_steps,
-                                           generator=generators["generated"], output_type="np").frames[0])  # fmt: skip
-        clips["reconstructed"].append(pipeline.reconstruct(prompt["video"], num_frames=num_frames, num_inference_steps=args.num_inference_steps,
-                                                           generator=generators["reconstructed"], output_type="np").frames[0])  # fmt: skip
-    return {kind: np.round(np.clip(np.stack(frames), 0.0, 1.0) * 255).astype(np.uint8) for kind, frames in clips.items()}
+    return draw_prompted_clips(pipeline, prompts, num_frames, args.num_inference_steps, seed)
 
 
 def judge_clips(clips: dict[str, dict[str, np.ndarray]], prompts: dict, num_frames: int) -> dict:
@@ -206,10 +199,14 @@ def judge_clips(clips: dict[str, dict[str, np.ndarray]], prompts: dict, num_fram
 
 def save_clips(clips: dict[str, dict[str, np.ndarray]], path: Path) -> str:
     """Keeps a seed run's clips as one `.npz` of uint8 arrays (`{split}_{kind}`, read back without unpickling) and
-    returns its path relative to the repository, as the JSON records it."""
+    returns its path relative to the checkout that holds it (the first folder above it with `.git`), as the JSON
+    records it: a run from another checkout or worktree (one frozen at a commit while this one changes) that
+    writes into this one still records `runs/...`, which `load_clips` finds here."""
+    path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **{f"{split}_{kind}": frames for split, by_kind in clips.items() for kind, frames in by_kind.items()})
-    return os.path.relpath(path, REPO)
+    checkout = next((folder for folder in path.parents if (folder / ".git").exists()), REPO)
+    return os.path.relpath(path, checkout)
 
 
 def load_clips(recorded_path: str) -> dict[str, dict[str, np.ndarray]]:
@@ -309,7 +306,7 @@ def plot(results: dict, path: Path) -> None:
     splits, names = list(results["understanding"]), ["all", *CATEGORIES]
     fig, axes = plt.subplots(len(splits) + 1, len(names), figsize=(2.2 * len(names), 2.6 * (len(splits) + 1)), sharex=True, sharey=True,
                              squeeze=False)  # fmt: skip
-    colours = dict(zip(ARMS, ("tab:red", "tab:blue", "tab:gray", "tab:orange")))
+    colours = dict(zip(ARMS, ("tab:red", "tab:blue", "tab:gray", "tab:orange", "tab:green")))
     tokens = {arm: info["tokens_per_video"] for arm, info in results["arms"].items()}
     seeds = {arm: [run["seed"] for run in info["seeds"]] for arm, info in results["arms"].items()}  # arms may have different seeds
     # arms of the same token count (VTok's variants) side by side, a little apart

@@ -19,8 +19,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
 from modeling_vtok import VTokTextToVideoPipeline
 from modeling_vtok.training_vtok import answer_questions, qa_accuracy
@@ -28,6 +26,7 @@ from processing_vtok import VTokDataCollator
 from vtok_shapes import load_vtok_shapes
 from vtok_shapes.dataset import DIRECTIONS, text_to_video_clips
 from vtok_shapes.judge import frame_ious, judge_generated_clip
+from vtok_shapes.pipeline_clips import draw_prompted_clips
 
 
 def understanding_scores(model, processor, split: str, num_samples: int) -> dict:
@@ -55,26 +54,16 @@ def generation_scores(pipeline, split: str, num_frames: int, num_inference_steps
                       num_prompts: int | None = None) -> dict:  # fmt: skip
     """Judge the clip generated from each text-to-video prompt of `split` ("train": the trained prompts,
     "heldout": colour–shape pairs never trained on) and the prompt's true clip reconstructed from its own
-    tokens, each from its own generator of `seed`; `num_prompts` keeps the first ones."""
-    clips = list(text_to_video_clips(split, num_frames=num_frames))[:num_prompts]
-    generators = {kind: torch.Generator().manual_seed(seed) for kind in ("generated", "reconstructed")}
-    verdicts, ious = {kind: [] for kind in generators}, {kind: [] for kind in generators}
-    for clip in tqdm(clips, desc=f"generating and reconstructing ({split} prompts)"):
-        made = {
-            "generated": pipeline(clip["caption"], num_frames=num_frames, num_inference_steps=num_inference_steps,
-                                  generator=generators["generated"], output_type="np").frames[0],
-            "reconstructed": pipeline.reconstruct(clip["video"], num_frames=num_frames, num_inference_steps=num_inference_steps,
-                                                  generator=generators["reconstructed"], output_type="np").frames[0],
-        }  # fmt: skip
-        for kind, frames in made.items():
-            verdicts[kind].append(judge_generated_clip(frames, clip["shapes"][0]))
-            ious[kind].append(frame_ious(frames, clip["video"], clip["color"]))
-    directions = [clip["direction"] for clip in clips]
-    return {
-        "num_prompts": len(clips),
-        "num_inference_steps": num_inference_steps,
-        **{kind: summarise_clips(verdicts[kind], ious[kind], directions) for kind in generators},
-    }
+    tokens (`draw_prompted_clips`, 8-bit frames); `num_prompts` keeps the first ones."""
+    prompts = list(text_to_video_clips(split, num_frames=num_frames))[:num_prompts]
+    clips = draw_prompted_clips(pipeline, prompts, num_frames, num_inference_steps, seed, desc=f"generating and reconstructing ({split} prompts)")
+    directions = [prompt["direction"] for prompt in prompts]
+    scores = {"num_prompts": len(prompts), "num_inference_steps": num_inference_steps}
+    for kind, frames in clips.items():
+        verdicts = [judge_generated_clip(clip, prompt["shapes"][0]) for clip, prompt in zip(frames, prompts, strict=True)]
+        ious = [frame_ious(clip, prompt["video"], prompt["color"]) for clip, prompt in zip(frames, prompts, strict=True)]
+        scores[kind] = summarise_clips(verdicts, ious, directions)
+    return scores
 
 
 def main(argv=None):

@@ -7,7 +7,8 @@ Built on diffusers' `WanTransformer3DModel`. The tokens reach it through one or 
 - "concat": the key frame's S = g * g tokens are laid out on their g x g grid, projected to a few
   channels, upsampled to the sample's height x width and concatenated to the input channels of every
   frame; each residual token is projected and broadcast over the frames of its window (the key frame
-  gets a learned embedding). The network sees *where* things are without having to learn it. For the
+  gets a learned embedding). The network sees *where* things are without having to learn it
+  (`key_grid_frames="key_frame"` lays the grid on the key frame only: see that argument). For the
   "frames" baseline (`video_tokenization="frames"`: S tokens of every frame, no residual tokens) each
   frame's own grid is laid out on that frame, and every frame gets the key frame's embedding.
 - "cross_attention": the tokens (plus a sinusoidal index embedding, so the key frame's raster order
@@ -42,6 +43,7 @@ from .tokenizer_vtok import sinusoidal_embedding
 
 
 CONDITIONINGS = ("concat", "cross_attention", "both")
+KEY_GRID_FRAMES = ("every_frame", "key_frame")
 PREDICTION_TYPES = ("sample", "velocity")
 
 
@@ -93,6 +95,12 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
         `"concat"`, `"cross_attention"` or `"both"` (see the module docstring).
     concat_channels (`int`, defaults to 4):
         Channels the key-frame grid and the residual tokens are each projected to on the "concat" path.
+    key_grid_frames (`str`, defaults to `"every_frame"`):
+        Which frames the key frame's grid is laid on (the "concat" path of a "vtok" decoder): `"every_frame"`,
+        or `"key_frame"` (zeros on the others). On every frame the grid shows each later frame where its
+        content *was*, but the key frame is the only one whose pixels it matches, so one projection serves a
+        frame it describes exactly and frames it does not; on the key frame alone it says "copy here" only
+        where that holds, and later frames read the content through Wan's attention across frames.
     prediction_type (`str`, defaults to `"sample"`):
         What the network predicts: `"sample"` (x_0) or `"velocity"` (`noise - x_0`).
     conditioning_dropout (`float`, defaults to 0.1):
@@ -133,6 +141,7 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
         freq_dim: int = 64,
         conditioning: str = "both",
         concat_channels: int = 4,
+        key_grid_frames: str = "every_frame",
         prediction_type: str = "sample",
         conditioning_dropout: float = 0.1,
         num_train_timesteps: int = 1000,
@@ -151,6 +160,14 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
             raise ValueError(f"conditioning_dropout must be in [0, 1), got {conditioning_dropout}.")
         if video_tokenization not in VIDEO_TOKENIZATIONS:
             raise ValueError(f"Unknown video_tokenization={video_tokenization!r}. Has to be one of {list(VIDEO_TOKENIZATIONS)}.")
+        if key_grid_frames not in KEY_GRID_FRAMES:
+            raise ValueError(f"Unknown key_grid_frames={key_grid_frames!r}. Has to be one of {list(KEY_GRID_FRAMES)}.")
+        if key_grid_frames == "key_frame" and (video_tokenization == "frames" or conditioning == "cross_attention"):
+            raise ValueError(
+                f"key_grid_frames='key_frame' places the key frame's grid of the \"concat\" path; this decoder has "
+                f"video_tokenization={video_tokenization!r} and conditioning={conditioning!r} (a \"frames\" decoder lays "
+                "every frame's own grid on it; \"cross_attention\" lays none)."
+            )
         inner_dim = num_attention_heads * attention_head_dim
         self.uses_concat = conditioning in ("concat", "both")
         self.uses_cross_attention = conditioning in ("cross_attention", "both")
@@ -316,6 +333,10 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
         grids = F.interpolate(grids, size=(height, width), mode="nearest").unflatten(0, (batch_size, num_grids))  # (B, n, c, H, W)
         if num_grids == 1:
             key = grids.expand(-1, num_latent_frames, -1, -1, -1)
+            if self.config.key_grid_frames == "key_frame":
+                is_key_frame = torch.zeros(1, num_frames, 1, dtype=grids.dtype, device=grids.device)
+                is_key_frame[:, self.config.key_frame_index] = 1.0
+                key = key * self._per_latent_frame(is_key_frame, num_latent_frames)[..., None, None]  # (1, F, 1, 1, 1)
         else:
             key = self._per_latent_frame(grids, num_latent_frames)
         key = key.transpose(1, 2)  # (B, c, F, H, W)

@@ -32,7 +32,8 @@ def test_quick_run_json(tmp_path, monkeypatch):
     # tiny preset: 4x4 patches per 32x32 frame (S = 16), 8-frame clips
     arms = results["arms"]
     assert {arm: info["tokens_per_video"] for arm, info in arms.items()} == {"vtok": 16 + 7, "frames_all": 16 * 8, "frames_budget": 16 * 2,
-                                                                            "vtok_spatial_map": 16 + 7}  # one token per frame, as VTok's
+                                                                            "vtok_spatial_map": 16 + 7,  # one token per frame, as VTok's
+                                                                            "vtok_key_frame_grid": 16 + 7}
     assert all(info["tokens_per_video"] == info["tokens_per_video_from_layout"] for info in arms.values())
     steps = {run["optimizer_steps"] for info in arms.values() for run in info["seeds"]}
     assert steps == {results["settings"]["steps"]}
@@ -90,6 +91,22 @@ def test_a_run_that_kept_no_clips_cannot_be_rejudged(tmp_path):
     path.write_text(json.dumps(_fake_run(benchmark, {"vtok": {0: np.ones(70, dtype=int)}})))
     with pytest.raises(ValueError, match="seed 0 of arm 'vtok' kept no clips"):
         benchmark.main(["--rejudge", str(path), "--output", str(tmp_path / "x.json")])
+
+
+def test_kept_clips_are_named_relative_to_the_checkout_that_holds_them(tmp_path):
+    """A run from a frozen worktree that writes into another checkout records `runs/...` (what that checkout's
+    `load_clips` resolves), not a path climbing out of the worktree; clips read back exactly, without pickles."""
+    import numpy as np
+
+    benchmark = _load_benchmark()
+    clips = {split: {kind: np.random.default_rng(0).integers(0, 256, (2, 8, 4, 4, 3), dtype=np.uint8)
+                     for kind in ("generated", "reconstructed")} for split in benchmark.SPLITS}  # fmt: skip
+    (tmp_path / "checkout" / ".git").mkdir(parents=True)
+    recorded = benchmark.save_clips(clips, tmp_path / "checkout" / "runs" / "vtok_seed0" / "clips.npz")
+    assert recorded == "runs/vtok_seed0/clips.npz"
+    outside = benchmark.save_clips(clips, tmp_path / "elsewhere" / "clips.npz")  # no checkout above: relative to this one
+    loaded = benchmark.load_clips(outside)
+    assert all(np.array_equal(loaded[split][kind], clips[split][kind]) for split in clips for kind in clips[split])
 
 
 def test_arguments_are_checked(capsys):

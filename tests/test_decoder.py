@@ -135,3 +135,38 @@ def test_frames_decoder_lays_each_frame_on_its_own_grid():
     with pytest.raises(ValueError, match="Unknown video_tokenization='pixels'"):
         tiny_decoder(video_tokenization="pixels")
 
+
+
+@pytest.mark.parametrize("key_frame_index", [0, 2])
+def test_key_grid_on_the_key_frame_only(key_frame_index):
+    """key_grid_frames="key_frame": the key frame's "concat" grid channels are those of the default decoder, every
+    other frame's are zero (the residual channels unchanged); a VAE's latent frame holding the key frame among
+    others gets its share; the option survives save/load and is refused where there is no key grid to place."""
+    every = tiny_decoder(conditioning="concat", concat_channels=2, key_frame_index=key_frame_index)
+    only_key = tiny_decoder(conditioning="concat", concat_channels=2, key_frame_index=key_frame_index, key_grid_frames="key_frame")
+    only_key.load_state_dict(every.state_dict())
+    tokens = torch.randn(1, 16 + 4, 32, generator=torch.Generator().manual_seed(0))
+    reference, cond = every._concat_conditioning(tokens, 5, (5, 8, 8)), only_key._concat_conditioning(tokens, 5, (5, 8, 8))
+    torch.testing.assert_close(cond[:, :2, key_frame_index], reference[:, :2, key_frame_index])
+    assert reference[:, :2, key_frame_index].abs().sum() > 0
+    others = [t for t in range(5) if t != key_frame_index]
+    assert torch.count_nonzero(cond[:, :2, others]) == 0
+    torch.testing.assert_close(cond[:, 2:], reference[:, 2:])
+    compressed = only_key._concat_conditioning(tokens, 5, (2, 8, 8))  # frame 0 alone, frames 1-4 in one latent frame
+    torch.testing.assert_close(compressed[:, :2, 1], reference[:, :2, 1] * (0.25 if key_frame_index else 0.0))
+    assert only_key(torch.randn(1, 3, 5, 16, 16), 500, tokens).sample.shape == (1, 3, 5, 16, 16)
+
+
+def test_key_grid_frames_round_trip_and_errors(tmp_path):
+    decoder = tiny_decoder(key_grid_frames="key_frame").eval()
+    decoder.save_pretrained(tmp_path)
+    loaded = VTokVideoDecoder.from_pretrained(tmp_path).eval()
+    assert loaded.config.key_grid_frames == "key_frame"
+    clips, tokens = two_clips()
+    torch.testing.assert_close(loaded(clips, 300, tokens).sample, decoder(clips, 300, tokens).sample, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="Unknown key_grid_frames='first'"):
+        tiny_decoder(key_grid_frames="first")
+    with pytest.raises(ValueError, match="video_tokenization='frames'"):
+        tiny_decoder(key_grid_frames="key_frame", video_tokenization="frames")
+    with pytest.raises(ValueError, match="conditioning='cross_attention'"):
+        tiny_decoder(key_grid_frames="key_frame", conditioning="cross_attention")
