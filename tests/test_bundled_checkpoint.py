@@ -14,7 +14,8 @@ from conftest import load_script
 from modeling_vtok import VTokForConditionalGeneration, VTokTextToVideoPipeline
 from processing_vtok import VTokDataCollator, VTokProcessor
 from vtok_shapes import detect_colour_motion, load_vtok_shapes
-from vtok_shapes.dataset import CATEGORIES
+from vtok_shapes.dataset import CATEGORIES, text_to_video_clips
+from vtok_shapes.pipeline_clips import draw_prompted_clips
 
 CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "vtok-tiny-shapes"
 
@@ -132,9 +133,6 @@ def test_prompted_clips_are_the_pipelines_frames_in_8_bit():
     """`draw_prompted_clips` (what the example and the benchmark judge): per prompt, the pipeline's generated clip
     and the reconstruction of the prompt's true clip, each from its own generator of the seed, as 8-bit frames
     equal to the pipeline's own float frames rounded; the same seed draws the same clips."""
-    from vtok_shapes.dataset import text_to_video_clips
-    from vtok_shapes.pipeline_clips import draw_prompted_clips
-
     pipeline = VTokTextToVideoPipeline.from_pretrained(CHECKPOINT)
     pipeline.set_progress_bar_config(disable=True)
     prompts = list(text_to_video_clips("train", num_frames=8))[:2]
