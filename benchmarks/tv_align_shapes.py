@@ -156,6 +156,8 @@ def train_arm(arm: str, seed: int, args, texts, examples, output_dir: Path) -> d
     )
     decoder_trainer.train()
     result["decoder"] = decoder.eval()
+    # what the trained decoder was built with, for every field an arm may set: the JSON shows the variant measured
+    result["decoder_settings"] = {field: decoder.config[field] for field in sorted({f for other in ARMS.values() for f in other["decoder"]})}
     result["decoder_optimizer_steps"] = decoder_trainer.state.global_step
     result["decoder_train_seconds"] = round(time.perf_counter() - started, 1)
     return result
@@ -491,7 +493,7 @@ def main(argv=None):
                 run[f"{split}_answer_seconds"] = round(time.perf_counter() - started, 1)
                 run["hits"][split] = hits.astype(int).tolist()
                 print(f"   {split}: accuracy {hits.mean():.3f}", flush=True)
-            run.update({key: trained[key] for key in ("decoder_optimizer_steps", "decoder_train_seconds")})
+            run.update({key: trained[key] for key in ("decoder_optimizer_steps", "decoder_train_seconds", "decoder_settings")})
             started = time.perf_counter()
             clips = {split: generate_clips(trained, ARMS[arm]["num_frames"], prompts[split], args, seed) for split in SPLITS}
             run.update(judge_clips(clips, prompts, ARMS[arm]["num_frames"]))

@@ -41,6 +41,9 @@ def test_quick_run_json(tmp_path, monkeypatch):
     assert {"text_loss", "visual_loss"} <= set(arms["vtok"]["seeds"][0]["final_losses"])  # both terms of VTok's loss trained
     for info in arms.values():  # every arm renders: a "frames" arm's decoder reads S tokens per frame
         assert [run["decoder_optimizer_steps"] for run in info["seeds"]] == [results["settings"]["decoder_steps"]]
+    # the decoder variant is the one trained: the key grid on the key frame only for its arm, on every frame otherwise
+    assert {arm: [run["decoder_settings"] for run in info["seeds"]] for arm, info in arms.items()} == {
+        arm: [{"key_grid_frames": "key_frame" if arm == "vtok_key_frame_grid" else "every_frame"}] for arm in arms}
 
     for split in ("test", "heldout"):
         by_arm = results["understanding"][split]

@@ -328,14 +328,14 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
         num_latent_frames, height, width = latent_shape
         g, S = self.config.key_grid_size, self.num_key_frame_tokens
         num_grids = num_frames if self.config.video_tokenization == "frames" else 1  # the key frame's, or every frame's
+        token_of_frame = self.token_layout.residual_token_of_frames(num_frames).to(video_tokens.device)  # (T,), -1: key frame
         grids = self.key_frame_proj(video_tokens[:, : num_grids * S])  # (B, n * S, c)
         grids = grids.unflatten(1, (num_grids, S)).transpose(2, 3).reshape(batch_size * num_grids, -1, g, g)  # raster order -> (B * n, c, g, g)
         grids = F.interpolate(grids, size=(height, width), mode="nearest").unflatten(0, (batch_size, num_grids))  # (B, n, c, H, W)
         if num_grids == 1:
             key = grids.expand(-1, num_latent_frames, -1, -1, -1)
             if self.config.key_grid_frames == "key_frame":
-                is_key_frame = torch.zeros(1, num_frames, 1, dtype=grids.dtype, device=grids.device)
-                is_key_frame[:, self.config.key_frame_index] = 1.0
+                is_key_frame = (token_of_frame == -1).to(grids.dtype)[None, :, None]  # (1, T, 1)
                 key = key * self._per_latent_frame(is_key_frame, num_latent_frames)[..., None, None]  # (1, F, 1, 1, 1)
         else:
             key = self._per_latent_frame(grids, num_latent_frames)
@@ -344,7 +344,6 @@ class VTokVideoDecoder(ModelMixin, ConfigMixin, AttentionMixin):
         residual = self.residual_proj(video_tokens[:, num_grids * S :])  # (B, R, c)
         # Row 0: the key frame's learned embedding; row j + 1: residual token j.
         table = torch.cat([self.key_frame_residual.to(residual.dtype).expand(batch_size, 1, -1), residual], dim=1)
-        token_of_frame = self.token_layout.residual_token_of_frames(num_frames).to(residual.device)  # (T,), -1: key frame
         per_frame = self._per_latent_frame(table[:, token_of_frame + 1], num_latent_frames)  # (B, F, c): each frame reads its window's token
         per_frame = per_frame.transpose(1, 2)[..., None, None].expand(-1, -1, -1, height, width)
         return torch.cat([key, per_frame], dim=1)
