@@ -87,6 +87,8 @@ ARMS = {
     "vtok_key_frame_grid": {"video_tokenization": "vtok", "num_frames": CLIP_FRAMES, "config": {}, "decoder": {"key_grid_frames": "key_frame"}},
 }
 SPLITS = ("test", "heldout")
+# The difference between two arms that the issue asks the seeds to tell from noise (`seeds_to_resolve`).
+DISTINGUISHABLE_DIFFERENCE = 0.05
 # Every arm and stage of the benchmark at the smallest sizes that still run it (what the test runs): one
 # question per category, two prompts per split, a logged loss after two steps.
 QUICK = dict(size="tiny", steps=2, decoder_steps=1, num_train_samples=7, generation_repeats=1, batch_size=4, logging_steps=2,
@@ -223,13 +225,30 @@ def judge_true_clips(prompts) -> dict:
     return {check: round(float(np.mean([verdict[check] for verdict in verdicts])), 4) for check in verdicts[0]}
 
 
+def seeds_to_resolve(per_seed: np.ndarray, difference: float = DISTINGUISHABLE_DIFFERENCE) -> int:
+    """How many training seeds make the 95% interval of a mean over seeds no wider than `difference` on either
+    side, so that a true difference of that size is told from noise: the smallest n with
+    1.96 * s / sqrt(n) <= difference, where s is the spread (ddof 1) of the `per_seed` means (the question noise
+    of each seed is inside it). A normal approximation from few seeds: with 3, s itself is uncertain by about a
+    factor of 2 either way, so this says "about how many", not exactly. At least 2, the fewest that show a
+    spread."""
+    if len(per_seed) < 2:
+        raise ValueError(f"A spread over seeds needs at least 2 seeds, got {len(per_seed)}.")
+    return max(2, int(np.ceil((1.96 * np.std(per_seed, ddof=1) / difference) ** 2)))
+
+
 def vtok_minus_this(difference: np.ndarray, seeds: list[int], num_resamples: int) -> dict:
     """VTok's score minus another arm's, `(questions or prompts, seeds)` paired item by item and seed by seed:
-    its mean, bootstrap intervals without and with the seed noise, the seeds, and the mean per seed (does the
-    sign hold across seeds?)."""
-    return {"vtok_minus_this": round(float(difference.mean()), 4), "vtok_minus_this_interval95": bootstrap_interval(difference, num_resamples),
-            "vtok_minus_this_interval95_with_seed_noise": bootstrap_interval(difference, num_resamples, resample_seeds=True),
-            "vtok_minus_this_seeds": seeds, "vtok_minus_this_per_seed": [round(float(v), 4) for v in difference.mean(0)]}  # fmt: skip
+    its mean, bootstrap intervals without and with the seed noise, the seeds, the mean per seed (does the
+    sign hold across seeds?) and, from two seeds on, about how many seeds a 5-point difference needs
+    ([`seeds_to_resolve`])."""
+    per_seed = difference.mean(0)
+    result = {"vtok_minus_this": round(float(difference.mean()), 4), "vtok_minus_this_interval95": bootstrap_interval(difference, num_resamples),
+              "vtok_minus_this_interval95_with_seed_noise": bootstrap_interval(difference, num_resamples, resample_seeds=True),
+              "vtok_minus_this_seeds": seeds, "vtok_minus_this_per_seed": [round(float(v), 4) for v in per_seed]}  # fmt: skip
+    if len(seeds) > 1:
+        result["seeds_to_resolve_5_points"] = seeds_to_resolve(per_seed)
+    return result
 
 
 def summarise_understanding(arms: dict, split: str, categories: list[str], num_resamples: int) -> dict:

@@ -145,6 +145,20 @@ def test_the_interval_with_seed_noise_holds_what_the_seeds_disagree_on():
     assert benchmark.bootstrap_interval(values[:, :1], 500, resample_seeds=True) == benchmark.bootstrap_interval(values[:, :1], 500)  # one seed: nothing to resample
 
 
+def test_seeds_to_resolve_grows_with_the_spread_of_the_seeds():
+    """1.96 * s / sqrt(n) <= 0.05: seeds that differ by 0.1 (s = 0.0707) need 8 seeds, by 0.2 (s = 0.1414) 31;
+    seeds that agree still need the 2 that show it; one seed shows no spread at all."""
+    benchmark = _load_benchmark()
+    import numpy as np
+
+    assert benchmark.seeds_to_resolve(np.array([0.0, 0.1])) == 8
+    assert benchmark.seeds_to_resolve(np.array([0.0, 0.2])) == 31
+    assert benchmark.seeds_to_resolve(np.array([0.0, 0.2]), difference=0.1) == 8
+    assert benchmark.seeds_to_resolve(np.array([0.03, 0.03, 0.03])) == 2
+    with pytest.raises(ValueError, match="at least 2 seeds, got 1"):
+        benchmark.seeds_to_resolve(np.array([0.1]))
+
+
 def _fake_run(benchmark, arm_seeds: dict, steps: int = 2) -> dict:
     """A result of `--quick` settings whose arms answered 70 questions (`{arm: {seed: hits}}`) and judged one prompt."""
     args = benchmark.parse_args(["--quick"])
@@ -183,6 +197,7 @@ def test_combine_runs_of_different_arms_and_seeds_pairs_exactly(tmp_path):
     assert cell["vtok_minus_this_per_seed"] == [round(float((hits["vtok", seed] - hits["frames_all", seed]).mean()), 4) for seed in (0, 1)]
     low, high = cell["vtok_minus_this_interval95_with_seed_noise"]
     assert low <= cell["vtok_minus_this"] <= high and high - low >= 0.05  # two seeds and 70 questions of coin flips: wide
+    assert cell["seeds_to_resolve_5_points"] == benchmark.seeds_to_resolve(np.array(cell["vtok_minus_this_per_seed"]))
     assert combined["generation"]["vtok"]["test"]["num_seeds"] == 2
     assert combined["generation"]["vtok"]["test"]["temporal_consistency"]["per_seed"] == [0.5, 0.5]  # each seed judged one prompt at 0.5
     assert combined["machine"] == runs[0]["machine"]  # the same machine line once
@@ -210,6 +225,7 @@ def test_a_cut_off_seed_keeps_the_pairing():
     assert summary["frames_all"]["all"]["vtok_minus_this"] == 1.0  # seed 0 only, not the mean over VTok's two seeds
     assert summary["frames_all"]["all"]["vtok_minus_this_seeds"] == [0]
     assert summary["frames_all"]["all"]["vtok_minus_this_per_seed"] == [1.0]
+    assert "seeds_to_resolve_5_points" not in summary["frames_all"]["all"]  # one shared seed shows no spread
 
 
 def test_an_arm_without_reconstructions_is_left_out_and_said_so(tmp_path, capsys):
