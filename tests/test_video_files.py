@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from processing_vtok import VTokVideoError, load_video
-from video_files import X265_OPTIONS, encode, full_decode, pattern
+from video_files import X265_OPTIONS, encode, full_decode, mux, pattern
 
 NUM_FRAMES, FPS = 24, 10
 
@@ -90,6 +90,26 @@ def test_one_frame_clip(tmp_path, caplog, codec, extension, pix_fmt):
     frames, metadata = load_video(path, fps=30)
     assert_matches_full_decode(frames, metadata, path, [0])
 
+
+
+def test_a_packet_the_muxer_refuses_is_named(tmp_path):
+    """The test files' muxing says which packet a container refused (a timestamp going backwards here), so
+    a refusal in a loaded CI run can be told apart from a decoding bug."""
+    import av
+
+    with av.open(str(tmp_path / "refused.mkv"), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        packets = []
+        for i, array in enumerate(pattern(3, 32, 32)):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts = i
+            packets += stream.encode(frame)
+        packets += stream.encode()
+        mux(container, packets[0])
+        packets[1].pts = packets[1].dts = -5
+        with pytest.raises(av.error.ArgumentError, match=r"muxing libx264 packet pts=-?\d+ dts=-?\d+"):
+            mux(container, packets[1])
 
 # The issue's variable-frame-rate clip: 20 frames at 24 fps, then 20 at 6 fps (a frame at 0 s ... 4 s).
 VFR_TIMES = [i / 24 for i in range(20)] + [20 / 24 + i / 6 for i in range(20)]

@@ -38,6 +38,19 @@ def check_encodable(codec: str, width: int) -> None:
         raise ValueError(f"libx265 aborts the process on frames narrower than 64 pixels, got {width}.")
 
 
+def mux(container, packet) -> None:
+    """`container.mux(packet)`, naming the packet when the muxer refuses it. Matroska and MP4 refuse a packet
+    (EINVAL) whose timestamp is missing or goes backwards; a one-frame 10-bit HEVC mkv was refused once in a
+    loaded CI run and never again in 390 encodes, so a refusal says which timestamps it got."""
+    try:
+        container.mux(packet)
+    except av.error.ArgumentError as error:
+        raise av.error.ArgumentError(
+            error.errno, f"{error.strerror} (muxing {packet.stream.codec_context.name} packet pts={packet.pts} dts={packet.dts} "
+            f"duration={packet.duration} time_base={packet.time_base} keyframe={packet.is_keyframe} size={packet.size})"
+        ) from error
+
+
 def encode(
     path,
     frames: np.ndarray,
@@ -71,17 +84,17 @@ def encode(
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
             frame.pts, frame.time_base = round((times[i] if times is not None else i / fps) / time_base), time_base
             for packet in stream.encode(frame):
-                container.mux(packet)
+                mux(container, packet)
         for packet in stream.encode():
-            container.mux(packet)
+            mux(container, packet)
         if audio is not None:
             for start in range(0, int(audio_seconds * audio.rate), 1024):
                 samples = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
                 samples.sample_rate, samples.pts, samples.time_base = audio.rate, start, Fraction(1, audio.rate)
                 for packet in audio.encode(samples):
-                    container.mux(packet)
+                    mux(container, packet)
             for packet in audio.encode():
-                container.mux(packet)
+                mux(container, packet)
     return str(path)
 
 
