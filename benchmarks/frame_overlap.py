@@ -7,7 +7,8 @@ which cannot tell the two apart. This reads a `tv_align_shapes.py` result whose 
 (it trains and generates nothing), scores each kept clip per frame (`vtok_shapes.judge.frame_ious`), and
 gives, per arm, split and kind of clip (generated from the prompt; reconstructed from the true clip's own
 tokens), the mean overlap at every frame the arm shows, and the later frames' mean minus frame 0's, each
-with a bootstrap interval over prompts (and seeds, when there are several). The same once each frame's
+with a bootstrap interval over prompts (and seeds, when there are several) and the mean of each seed; for
+every other arm, VTok minus it paired prompt by prompt on the seeds both kept clips of. The same once each frame's
 shape is moved onto the prompt's position (`*_aligned`: the shape alone), so that a lost overlap can be
 told to be a wrong position or a wrong shape. Writes a JSON and a PNG.
 
@@ -34,41 +35,75 @@ KINDS = ("generated", "reconstructed")
 
 
 def mean_with_interval(values: np.ndarray, num_resamples: int) -> dict:
-    """Mean of `values` `(prompts, seeds)` and its 95% interval, the seeds resampled too when there are several."""
-    return {"mean": round(float(values.mean()), 4), "interval95": bootstrap_interval(values, num_resamples, resample_seeds=True)}
+    """Mean of `values` `(prompts, seeds)`, its 95% interval (the seeds resampled too when there are several)
+    and the mean of each seed."""
+    return {"mean": round(float(values.mean()), 4), "interval95": bootstrap_interval(values, num_resamples, resample_seeds=True),
+            "per_seed": [round(float(v), 4) for v in values.mean(axis=0)]}  # fmt: skip
 
 
-def arm_overlaps(arm: str, runs: list[dict], prompts: dict, num_resamples: int) -> dict:
-    """One arm's overlap per frame it shows, per split and kind of clip, over its seeds that kept clips."""
+def arm_ious(arm: str, runs: list[dict], prompts: dict) -> dict:
+    """One arm's overlaps `(prompts, seeds, frames shown)` per split, kind of clip and alignment (`""` or
+    `"_aligned"`), over its seeds that kept clips."""
     frame_indices = sample_frame_indices(np.arange(CLIP_FRAMES), num_frames=ARMS[arm]["num_frames"])
     clips = [load_clips(run["clips"]) for run in runs]
-    result = {"seeds": [run["seed"] for run in runs], "frames": [int(i) for i in frame_indices]}
+    ious = {}
     for split in SPLITS:
         expected = [np.asarray(prompt["video"])[frame_indices] for prompt in prompts[split]]
         for kind in KINDS:
-            result[f"{split}_{kind}"] = cell = {}
             for suffix, aligned in (("", False), ("_aligned", True)):
-                # (prompts, seeds, frames shown)
-                ious = np.stack([[frame_ious(clip, truth, prompt["color"], aligned=aligned)
-                                  for clip, truth, prompt in zip(seed[split][kind], expected, prompts[split], strict=True)]
-                                 for seed in clips], axis=1)  # fmt: skip
-                cell["per_frame" + suffix] = [mean_with_interval(ious[:, :, i], num_resamples) for i in range(ious.shape[2])]
-                cell["later_minus_first" + suffix] = mean_with_interval(ious[:, :, 1:].mean(axis=2) - ious[:, :, 0], num_resamples)
+                ious[split, kind, suffix] = np.stack([[frame_ious(clip, truth, prompt["color"], aligned=aligned)
+                                                       for clip, truth, prompt in zip(seed[split][kind], expected, prompts[split], strict=True)]
+                                                      for seed in clips], axis=1)  # fmt: skip
+    return {"seeds": [run["seed"] for run in runs], "frames": [int(i) for i in frame_indices], "ious": ious}
+
+
+def summarise(measured: dict, num_resamples: int) -> dict:
+    """Per split and kind of clip: the overlap at every frame shown and the later frames' mean minus frame 0's."""
+    result = {"seeds": measured["seeds"], "frames": measured["frames"]}
+    for (split, kind, suffix), ious in measured["ious"].items():
+        cell = result.setdefault(f"{split}_{kind}", {})
+        cell["per_frame" + suffix] = [mean_with_interval(ious[:, :, i], num_resamples) for i in range(ious.shape[2])]
+        cell["later_minus_first" + suffix] = mean_with_interval(ious[:, :, 1:].mean(axis=2) - ious[:, :, 0], num_resamples)
+    return result
+
+
+def vtok_minus_this(vtok: dict, other: dict, num_resamples: int) -> dict | None:
+    """VTok's overlaps minus another arm's, paired prompt by prompt over the seeds both kept clips of (a
+    difference between seeds would be the seed's as much as the arm's), at the frames both show: per frame,
+    and for the later frames' loss against frame 0. `None` when they share no seed."""
+    seeds = [seed for seed in other["seeds"] if seed in vtok["seeds"]]
+    if not seeds:
+        return None
+    frames = [frame for frame in other["frames"] if frame in vtok["frames"]]
+    result = {"seeds": seeds, "frames": frames}
+    for (split, kind, suffix), ious in other["ious"].items():
+        mine = vtok["ious"][split, kind, suffix][:, [vtok["seeds"].index(seed) for seed in seeds]][:, :, [vtok["frames"].index(f) for f in frames]]
+        theirs = ious[:, [other["seeds"].index(seed) for seed in seeds]][:, :, [other["frames"].index(f) for f in frames]]
+        difference = mine - theirs  # (prompts, shared seeds, shared frames)
+        cell = result.setdefault(f"{split}_{kind}", {})
+        cell["per_frame" + suffix] = [mean_with_interval(difference[:, :, i], num_resamples) for i in range(len(frames))]
+        cell["later_minus_first" + suffix] = mean_with_interval(difference[:, :, 1:].mean(axis=2) - difference[:, :, 0], num_resamples)
     return result
 
 
 def frame_overlaps(source: dict, num_resamples: int) -> dict:
-    """Every arm of `source` with kept clips; an arm none of whose seeds kept them is left out, and said so."""
+    """Every arm of `source` with kept clips, and each arm's `vtok_minus_this` on the seeds it shares with VTok;
+    an arm none of whose seeds kept clips is left out, and said so."""
     prompts = {split: list(text_to_video_clips(split, num_frames=CLIP_FRAMES))[: source["settings"]["num_prompts"]] for split in SPLITS}
-    arms = {}
+    measured = {}
     for arm, record in source["arms"].items():
         runs = [run for run in record["seeds"] if "clips" in run]
         if len(runs) < len(record["seeds"]):
             print(f"{arm}: seeds {[run['seed'] for run in record['seeds'] if 'clips' not in run]} kept no clips (run before they were kept); left out")
         if runs:
-            arms[arm] = arm_overlaps(arm, runs, prompts, num_resamples)
-    if not arms:
+            measured[arm] = arm_ious(arm, runs, prompts)
+    if not measured:
         raise ValueError("No run of this result kept its clips (runs before they were kept): nothing to score per frame.")
+    arms = {arm: summarise(ious, num_resamples) for arm, ious in measured.items()}
+    for arm in arms:
+        paired = vtok_minus_this(measured["vtok"], measured[arm], num_resamples) if "vtok" in measured and arm != "vtok" else None
+        if paired is not None:
+            arms[arm]["vtok_minus_this"] = paired
     return arms
 
 
