@@ -6,6 +6,7 @@ damage. Each result is checked frame by frame against a plain decode of the whol
 import logging
 import re
 
+import av
 import numpy as np
 import pytest
 
@@ -91,12 +92,9 @@ def test_one_frame_clip(tmp_path, caplog, codec, extension, pix_fmt):
     assert_matches_full_decode(frames, metadata, path, [0])
 
 
-
 def test_a_packet_the_muxer_refuses_is_named(tmp_path):
     """The test files' muxing says which packet a container refused (a timestamp going backwards here), so
     a refusal in a loaded CI run can be told apart from a decoding bug."""
-    import av
-
     with av.open(str(tmp_path / "refused.mkv"), "w") as container:
         stream = container.add_stream("libx264", rate=10)
         stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
@@ -110,6 +108,7 @@ def test_a_packet_the_muxer_refuses_is_named(tmp_path):
         packets[1].pts = packets[1].dts = -5
         with pytest.raises(av.error.ArgumentError, match=r"muxing libx264 packet pts=-?\d+ dts=-?\d+"):
             mux(container, packets[1])
+
 
 # The issue's variable-frame-rate clip: 20 frames at 24 fps, then 20 at 6 fps (a frame at 0 s ... 4 s).
 VFR_TIMES = [i / 24 for i in range(20)] + [20 / 24 + i / 6 for i in range(20)]
