@@ -57,13 +57,14 @@ def arm_ious(arm: str, runs: list[dict], prompts: dict) -> dict:
     return {"seeds": [run["seed"] for run in runs], "frames": [int(i) for i in frame_indices], "ious": ious}
 
 
-def summarise(measured: dict, num_resamples: int) -> dict:
-    """Per split and kind of clip: the overlap at every frame shown and the later frames' mean minus frame 0's."""
-    result = {"seeds": measured["seeds"], "frames": measured["frames"]}
-    for (split, kind, suffix), ious in measured["ious"].items():
+def per_frame_cells(ious: dict, num_resamples: int) -> dict:
+    """`{(split, kind, suffix): (prompts, seeds, frames)}` overlaps (or differences of them) -> per split and kind
+    of clip: the value at every frame and the later frames' mean minus frame 0's."""
+    result = {}
+    for (split, kind, suffix), values in ious.items():
         cell = result.setdefault(f"{split}_{kind}", {})
-        cell["per_frame" + suffix] = [mean_with_interval(ious[:, :, i], num_resamples) for i in range(ious.shape[2])]
-        cell["later_minus_first" + suffix] = mean_with_interval(ious[:, :, 1:].mean(axis=2) - ious[:, :, 0], num_resamples)
+        cell["per_frame" + suffix] = [mean_with_interval(values[:, :, i], num_resamples) for i in range(values.shape[2])]
+        cell["later_minus_first" + suffix] = mean_with_interval(values[:, :, 1:].mean(axis=2) - values[:, :, 0], num_resamples)
     return result
 
 
@@ -75,15 +76,13 @@ def vtok_minus_this(vtok: dict, other: dict, num_resamples: int) -> dict | None:
     if not seeds:
         return None
     frames = [frame for frame in other["frames"] if frame in vtok["frames"]]
-    result = {"seeds": seeds, "frames": frames}
-    for (split, kind, suffix), ious in other["ious"].items():
-        mine = vtok["ious"][split, kind, suffix][:, [vtok["seeds"].index(seed) for seed in seeds]][:, :, [vtok["frames"].index(f) for f in frames]]
-        theirs = ious[:, [other["seeds"].index(seed) for seed in seeds]][:, :, [other["frames"].index(f) for f in frames]]
-        difference = mine - theirs  # (prompts, shared seeds, shared frames)
-        cell = result.setdefault(f"{split}_{kind}", {})
-        cell["per_frame" + suffix] = [mean_with_interval(difference[:, :, i], num_resamples) for i in range(len(frames))]
-        cell["later_minus_first" + suffix] = mean_with_interval(difference[:, :, 1:].mean(axis=2) - difference[:, :, 0], num_resamples)
-    return result
+
+    def shared(measured: dict, key) -> np.ndarray:  # (prompts, shared seeds, shared frames)
+        ious = measured["ious"][key][:, [measured["seeds"].index(seed) for seed in seeds]]
+        return ious[:, :, [measured["frames"].index(frame) for frame in frames]]
+
+    differences = {key: shared(vtok, key) - shared(other, key) for key in other["ious"]}
+    return {"seeds": seeds, "frames": frames, **per_frame_cells(differences, num_resamples)}
 
 
 def frame_overlaps(source: dict, num_resamples: int) -> dict:
@@ -99,9 +98,9 @@ def frame_overlaps(source: dict, num_resamples: int) -> dict:
             measured[arm] = arm_ious(arm, runs, prompts)
     if not measured:
         raise ValueError("No run of this result kept its clips (runs before they were kept): nothing to score per frame.")
-    arms = {arm: summarise(ious, num_resamples) for arm, ious in measured.items()}
-    for arm in arms:
-        paired = vtok_minus_this(measured["vtok"], measured[arm], num_resamples) if "vtok" in measured and arm != "vtok" else None
+    arms = {arm: {"seeds": m["seeds"], "frames": m["frames"], **per_frame_cells(m["ious"], num_resamples)} for arm, m in measured.items()}
+    for arm in measured:
+        paired = vtok_minus_this(measured["vtok"], measured[arm], num_resamples) if arm != "vtok" and "vtok" in measured else None
         if paired is not None:
             arms[arm]["vtok_minus_this"] = paired
     return arms
