@@ -201,16 +201,27 @@ def judge_clips(clips: dict[str, dict[str, np.ndarray]], prompts: dict, num_fram
     }
 
 
-def save_clips(clips: dict[str, dict[str, np.ndarray]], path: Path) -> str:
-    """Keeps a seed run's clips as one `.npz` of uint8 arrays (`{split}_{kind}`, read back without unpickling) and
-    returns its path relative to the checkout that holds it (the first folder above it with `.git`), as the JSON
-    records it: a run from another checkout or worktree (one frozen at a commit while this one changes) that
-    writes into this one still records `runs/...`, which `load_clips` finds here."""
-    path = path.resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **{f"{split}_{kind}": frames for split, by_kind in clips.items() for kind, frames in by_kind.items()})
+def relative_to_checkout(path: Path) -> str:
+    """`path` relative to the checkout that holds it (the first folder above it with `.git`; else this one), as
+    the JSON records paths: a run from another checkout or worktree (one frozen at a commit while this one
+    changes) that writes into this one still records `runs/...`, which this checkout finds."""
+    path = Path(path).resolve()
     checkout = next((folder for folder in path.parents if (folder / ".git").exists()), REPO)
     return os.path.relpath(path, checkout)
+
+
+def recorded_command(argv: list[str]) -> str:
+    """The command line as the JSON records it, absolute paths (a frozen worktree's `--work-dir` and
+    `--output` into this checkout) written relative to their checkout, so that it reads as run from here."""
+    return " ".join(["python benchmarks/tv_align_shapes.py", *(relative_to_checkout(arg) if os.path.isabs(arg) else arg for arg in argv)])
+
+
+def save_clips(clips: dict[str, dict[str, np.ndarray]], path: Path) -> str:
+    """Keeps a seed run's clips as one `.npz` of uint8 arrays (`{split}_{kind}`, read back without unpickling) and
+    returns its path relative to its checkout (`relative_to_checkout`), which `load_clips` reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **{f"{split}_{kind}": frames for split, by_kind in clips.items() for kind, frames in by_kind.items()})
+    return relative_to_checkout(path)
 
 
 def load_clips(recorded_path: str) -> dict[str, dict[str, np.ndarray]]:
@@ -422,7 +433,7 @@ def rejudge(path: str, output: Path, num_resamples: int) -> dict:
             if "clips" not in run:
                 raise ValueError(f"{path}: seed {run['seed']} of arm {arm!r} kept no clips (run before they were kept): it cannot be re-judged.")
             run.update(judge_clips(load_clips(run["clips"]), prompts, ARMS[arm]["num_frames"]))
-    results["command"] += f" + python benchmarks/tv_align_shapes.py --rejudge {os.path.relpath(path, REPO)}"
+    results["command"] += f" + python benchmarks/tv_align_shapes.py --rejudge {relative_to_checkout(path)}"
     return write_results(results, output, num_resamples)
 
 
@@ -484,7 +495,7 @@ def main(argv=None):
 
     results = {
         "benchmark": "VTok-Shapes TV-Align-style accuracy and text-to-video alignment (issue 13)",
-        "command": "python benchmarks/tv_align_shapes.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": recorded_command(sys.argv[1:] if argv is None else argv),
         "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores shared with other jobs, "
         f"{torch.get_num_threads()} torch threads",
         "settings": {key: getattr(args, key) for key in ("quick", "size", "steps", "decoder_steps", "num_train_samples",

@@ -112,6 +112,16 @@ def test_kept_clips_are_named_relative_to_the_checkout_that_holds_them(tmp_path)
     assert all(np.array_equal(loaded[split][kind], clips[split][kind]) for split in clips for kind in clips[split])
 
 
+def test_the_recorded_command_names_paths_relative_to_their_checkout(tmp_path):
+    """A frozen worktree's run with an absolute `--work-dir` and `--output` into a checkout records them as
+    `runs/...`, the command as one types it in that checkout; relative arguments and values stay as typed."""
+    benchmark = _load_benchmark()
+    (tmp_path / "checkout" / ".git").mkdir(parents=True)
+    work_dir, output = tmp_path / "checkout" / "runs" / "dec4200", tmp_path / "checkout" / "runs" / "x.json"
+    command = benchmark.recorded_command(["--seeds", "2", "--work-dir", str(work_dir), "--output", str(output), "--arms", "vtok"])
+    assert command == "python benchmarks/tv_align_shapes.py --seeds 2 --work-dir runs/dec4200 --output runs/x.json --arms vtok"
+
+
 def test_arguments_are_checked(capsys):
     benchmark = _load_benchmark()
     with pytest.raises(SystemExit):
