@@ -20,12 +20,14 @@ fastest forward is kept.
 Where the machine's time does not allow all layers, the encoder and the LLM are built with fewer
 layers (`--vision-layers`, `--text-layers`): per-layer times are measured with hooks on every
 layer and scaled to the full depth (12 and 24), the KV cache is scaled per layer, and the JSON
-says so. Each worker counts its arm's weights on a full-size model built on the meta device. The
+says so. With all layers built each arm holds a model of about 2 GB: `--arms` runs fewer of them (vtok and
+frames always, for the ratios). Each worker counts its arm's weights on a full-size model built on the meta device. The
 token counts that LLaVA-NeXT-Video's and Qwen2.5-VL's own transformers processors give for the same
 video are added (processors built offline from their default configs and a local tokenizer).
 
     python benchmarks/efficiency.py              # full size, results/efficiency.json and .png
     python benchmarks/efficiency.py --quick      # tiny shapes in seconds (the test runs this)
+    python benchmarks/efficiency.py --arms vtok_res16 --output-dir runs/full_depth   # all layers, three arms
 """
 
 import argparse
@@ -255,14 +257,14 @@ def upstream_processor_token_counts(frames: list[int], image_size: int) -> dict[
     return counts
 
 
-def start_workers(shapes: Shapes) -> dict:
-    """One process per arm, each building its model while the main process works. They fork from a
-    server process that imports the library once (not each anew, as "spawn" would) and hold nothing of
-    the main process (as "fork" would)."""
+def start_workers(shapes: Shapes, arms: dict[str, dict]) -> dict:
+    """One process per arm (`arms`: name -> config overrides), each building its model while the main
+    process works. They fork from a server process that imports the library once (not each anew, as
+    "spawn" would) and hold nothing of the main process (as "fork" would)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["modeling_vtok"])
     workers = {}
-    for name, overrides in arm_overrides(shapes).items():
+    for name, overrides in arms.items():
         parent, child = context.Pipe()
         process = context.Process(target=serve, args=(shapes, overrides, child), daemon=True)
         process.start()
@@ -315,6 +317,8 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, nargs="+", help="frame counts T")
     parser.add_argument("--max-frames-for-frames-arm", type=int, help="largest T the frames arm is run at")
     parser.add_argument("--residual-image-sizes", type=int, nargs="+", help="residual resolutions (px), one VTok arm each")
+    parser.add_argument("--arms", nargs="+", help="arms to run (default: all); vtok and frames always, for the ratios. "
+                        "Fewer arms hold fewer full-size models at once: all layers built, each arm's model is about 2 GB")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved sweeps; the fastest forward of each is kept")
     parser.add_argument("--note", default="", help="what else ran on the machine, for the JSON")
     parser.add_argument("--output-dir", type=Path, default=RESULTS)
@@ -324,14 +328,19 @@ def main(argv=None):
         if getattr(args, name) is not None:
             setattr(shapes, name, getattr(args, name))
 
-    for overrides in arm_overrides(shapes).values():  # a bad value fails here with the config's message, not in a worker
+    arms = arm_overrides(shapes)
+    if args.arms is not None:
+        if unknown := set(args.arms) - set(arms):
+            parser.error(f"unknown arms {sorted(unknown)}; with these shapes the arms are {list(arms)}")
+        arms = {name: overrides for name, overrides in arms.items() if name in {"vtok", "frames", *args.arms}}
+    for overrides in arms.values():  # a bad value fails here with the config's message, not in a worker
         try:
             build_config(shapes, overrides, shapes.vision_layers, shapes.text_layers, shapes.vocab_size)
         except ValueError as error:
             parser.error(str(error))
 
     start = time.perf_counter()
-    workers = start_workers(shapes)
+    workers = start_workers(shapes, arms)
     report = {
         "command": "python benchmarks/efficiency.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
@@ -368,7 +377,7 @@ def plot(report: dict, path: Path) -> None:
     # the resolution trade-off at the largest T the frames arm reached, to compare with its encoder alone
     largest = max(row["num_frames"] for row in arms["frames"] or arms["vtok"])
     image_size = report["shapes"]["image_size"]
-    resolutions = [(image_size, "vtok")] + [(size, f"vtok_res{size}") for size in report["shapes"]["residual_image_sizes"]]
+    resolutions = [(image_size, "vtok")] + [(size, f"vtok_res{size}") for size in report["shapes"]["residual_image_sizes"] if f"vtok_res{size}" in arms]
     for key, label in (("vision_s", "vision"), ("end_to_end_s", "end to end")):
         axes[3].plot([size for size, _ in resolutions], [next(r[key] for r in arms[name] if r["num_frames"] == largest) for _, name in resolutions],
                      marker="o", label=f"VTok {label}")

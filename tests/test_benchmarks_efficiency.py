@@ -63,3 +63,22 @@ def test_a_residual_size_the_encoder_cannot_take_fails_before_any_worker_starts(
     assert result.returncode == 2
     assert "residual_image_size must be a multiple of the vision encoder's patch_size=8" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow  # three workers; about a minute under load
+def test_arms_picks_the_arms_beside_vtok_and_frames(tmp_path):
+    """`--arms` runs fewer arms (at full depth every arm holds a full-size model): vtok and frames always,
+    for the ratios; the resolution panel draws the resolutions that ran."""
+    subprocess.run([sys.executable, str(BENCHMARK), "--quick", "--frames", "2", "--arms", "vtok_res16", "--output-dir", str(tmp_path)],
+                   check=True, timeout=1800)  # fmt: skip
+    report = json.loads((tmp_path / "efficiency.json").read_text())
+    assert set(report["arms"]) == {"vtok", "frames", "vtok_res16"} and report["complete"]
+    assert [r["num_frames"] for r in report["frames_over_vtok"]] == [2]
+    assert (tmp_path / "efficiency.png").stat().st_size > 10_000
+
+
+def test_an_unknown_arm_is_named_before_any_worker_starts():
+    result = subprocess.run([sys.executable, str(BENCHMARK), "--quick", "--arms", "vtok_res20"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2
+    assert "unknown arms ['vtok_res20']; with these shapes the arms are ['vtok', 'frames', 'vtok_chunk2', 'vtok_res16']" in result.stderr
+    assert "Traceback" not in result.stderr
