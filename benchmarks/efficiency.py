@@ -385,7 +385,8 @@ def plot(report: dict, path: Path) -> None:
     if frames_rows:
         axes[3].axhline(frames_rows[0]["vision_s"], color="gray", linestyle="--", label="frames: vision alone")
     axes[0].set(xlabel="frames T", ylabel="LLM video tokens", title="Sequence cost", xscale="log", yscale="log")
-    axes[1].set(xlabel="frames T", ylabel="seconds (CPU, scaled to full depth)", title="End-to-end forward", xscale="log", yscale="log")
+    depth = "scaled to full depth" if report["scaled_to_full_depth"] else "all layers built"
+    axes[1].set(xlabel="frames T", ylabel=f"seconds (CPU, {depth})", title="End-to-end forward", xscale="log", yscale="log")
     axes[2].set(xlabel="frames T", ylabel="MiB above the resident model", title="Peak memory of one forward", xscale="log", yscale="log")
     axes[3].set(xlabel="residual_image_size (px)", ylabel="seconds", title=f"Residual resolution, T = {largest}")
     for ax in axes:
