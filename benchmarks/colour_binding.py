@@ -24,6 +24,9 @@ from processing_vtok import VTokDataCollator
 from vtok_cli.checkpoint import BUNDLED_MODEL
 from vtok_shapes.dataset import COLORS, SPLITS, load_vtok_shapes
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import recorded_command  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results"
 CLIP_FRAMES = 8  # as the accuracy benchmark renders its clips
 KINDS = ("right", "another shape's colour in the clip", "a colour absent from the clip", "not a colour")
@@ -64,7 +67,7 @@ def main(argv=None) -> dict:
     collator = VTokDataCollator(processor)
     results = {
         "benchmark": "Colour binding on unseen colour-shape pairs (issue 13)",
-        "command": "python benchmarks/colour_binding.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": recorded_command(__file__, sys.argv[1:] if argv is None else argv),
         "model": os.path.relpath(args.model),  # relative, so the JSON names no folder of this machine
         "num_colour_questions": {},
         "answers": {},

@@ -43,6 +43,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import recorded_command  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results"
 QUESTION_TOKENS = 16
 
@@ -342,7 +345,7 @@ def main(argv=None):
     start = time.perf_counter()
     workers = start_workers(shapes, arms)
     report = {
-        "command": "python benchmarks/efficiency.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": recorded_command(__file__, sys.argv[1:] if argv is None else argv),
         "machine": {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(), "note": args.note},
         "shapes": asdict(shapes),

@@ -28,6 +28,7 @@ from vtok_shapes.dataset import text_to_video_clips
 from vtok_shapes.judge import frame_ious
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import recorded_command  # noqa: E402
 from tv_align_shapes import ARMS, CLIP_FRAMES, RESULTS, SPLITS, bootstrap_interval, load_clips  # noqa: E402
 
 
@@ -147,7 +148,7 @@ def main(argv=None):
     source = json.loads(Path(args.result).read_text())
     results = {
         "benchmark": "Overlap with the prompt's clip per frame, from the accuracy benchmark's kept clips (issue 13)",
-        "command": "python benchmarks/frame_overlap.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": recorded_command(__file__, sys.argv[1:] if argv is None else argv),
         "source_command": source["command"],
         "arms": frame_overlaps(source, args.bootstrap),
     }

@@ -37,6 +37,7 @@ from processing_vtok import VTokDataCollator, VTokProcessor
 from vtok_shapes.turning import TURNING_CATEGORIES, load_turning_objects
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import recorded_command  # noqa: E402
 from tv_align_shapes import bootstrap_interval, merge_runs  # noqa: E402  (the same interval and merge as the accuracy benchmark)
 
 
@@ -295,7 +296,7 @@ def main(argv=None):
     texts = [f"{row['question']} {row['answer']}" for row in train.with_format(None)]
     results = {
         "benchmark": "Turning objects: motion before and after a turn, per arm (issue 13 items 3 and 4)",
-        "command": "python benchmarks/motion_turning.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": recorded_command(__file__, sys.argv[1:] if argv is None else argv),
         "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores shared with other jobs, "
         f"{torch.get_num_threads()} torch threads",
         "load_average": [round(os.getloadavg()[0], 1)],

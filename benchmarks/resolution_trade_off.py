@@ -30,6 +30,7 @@ from modeling_vtok.training_vtok import build_vtok_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import efficiency  # noqa: E402  (its shapes and arms, read back from its result)
+from provenance import recorded_command  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CATEGORIES_DRAWN = ("all", "first_direction", "second_direction")
@@ -121,6 +122,7 @@ def main(argv=None) -> dict:
     cost, frames_cost = cost_by_patches(json.loads(args.cost.read_text()), args.frames)
     result = {
         "benchmark": "VTok's residual resolution: accuracy against vision cost, joined on patches per later frame (issue 13)",
+        "command": recorded_command(__file__, sys.argv[1:] if argv is None else argv),
         "accuracy_source": os.path.relpath(args.accuracy),  # relative, so the JSON names no folder of this machine
         "cost_source": os.path.relpath(args.cost),
         "num_frames": args.frames,

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import recorded_command  # noqa: E402
 from tv_align_shapes import RESULTS, bootstrap_interval  # noqa: E402
 
 
@@ -83,7 +84,7 @@ def main(argv=None) -> dict:
     settings = sorted(set(base["settings"]) | set(changed["settings"]))
     results = {
         "benchmark": "The accuracy benchmark's arms with one training setting changed, paired per question and prompt (issue 13)",
-        "command": "python benchmarks/tv_align_setting_change.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": recorded_command(__file__, sys.argv[1:] if argv is None else argv),
         "base": os.path.relpath(args.base),  # relative, so the JSON names no folder of this machine
         "changed": os.path.relpath(args.changed),
         "settings_changed": {key: {"base": base["settings"].get(key), "changed": changed["settings"].get(key)}

@@ -72,6 +72,9 @@ from vtok_shapes.judge import judge_generated_clip
 from vtok_shapes.pipeline_clips import draw_prompted_clips
 from modeling_vtok.metrics_vtok import normalize_answer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import recorded_command, relative_to_checkout  # noqa: E402
+
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -199,21 +202,6 @@ def judge_clips(clips: dict[str, dict[str, np.ndarray]], prompts: dict, num_fram
         "verdicts": {split: verdicts(clips[split]["generated"], split) for split in SPLITS},
         "reconstruction_verdicts": {split: verdicts(clips[split]["reconstructed"], split) for split in SPLITS},
     }
-
-
-def relative_to_checkout(path: Path) -> str:
-    """`path` relative to the checkout that holds it (the first folder above it with `.git`; else this one), as
-    the JSON records paths: a run from another checkout or worktree (one frozen at a commit while this one
-    changes) that writes into this one still records `runs/...`, which this checkout finds."""
-    path = Path(path).resolve()
-    checkout = next((folder for folder in path.parents if (folder / ".git").exists()), REPO)
-    return os.path.relpath(path, checkout)
-
-
-def recorded_command(argv: list[str]) -> str:
-    """The command line as the JSON records it, absolute paths (a frozen worktree's `--work-dir` and
-    `--output` into this checkout) written relative to their checkout, so that it reads as run from here."""
-    return " ".join(["python benchmarks/tv_align_shapes.py", *(relative_to_checkout(arg) if os.path.isabs(arg) else arg for arg in argv)])
 
 
 def save_clips(clips: dict[str, dict[str, np.ndarray]], path: Path) -> str:
@@ -495,7 +483,7 @@ def main(argv=None):
 
     results = {
         "benchmark": "VTok-Shapes TV-Align-style accuracy and text-to-video alignment (issue 13)",
-        "command": recorded_command(sys.argv[1:] if argv is None else argv),
+        "command": recorded_command(__file__, sys.argv[1:] if argv is None else argv),
         "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores shared with other jobs, "
         f"{torch.get_num_threads()} torch threads",
         "settings": {key: getattr(args, key) for key in ("quick", "size", "steps", "decoder_steps", "num_train_samples",

@@ -22,6 +22,7 @@ import numpy as np
 from vtok_shapes.dataset import load_vtok_shapes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import recorded_command  # noqa: E402
 from colour_binding import CLIP_FRAMES, CLIP_KINDS, KINDS, RESULTS, answer_kind, clip_kind  # noqa: E402
 
 
@@ -74,7 +75,7 @@ def main(argv=None) -> dict:
     questions = colour_questions(source)
     results = {
         "benchmark": "Held-out colour accuracy of the accuracy benchmark's arms, per training seed (issue 13)",
-        "command": "python benchmarks/unseen_colour_by_seed.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": recorded_command(__file__, sys.argv[1:] if argv is None else argv),
         "source": os.path.relpath(args.results),  # relative, so the JSON names no folder of this machine
         "num_colour_questions": len(questions),
         "arms": {arm: [breakdown(run, questions) for run in record["seeds"]] for arm, record in source["arms"].items()},

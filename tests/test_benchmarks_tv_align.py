@@ -118,7 +118,7 @@ def test_the_recorded_command_names_paths_relative_to_their_checkout(tmp_path):
     benchmark = _load_benchmark()
     (tmp_path / "checkout" / ".git").mkdir(parents=True)
     work_dir, output = tmp_path / "checkout" / "runs" / "dec4200", tmp_path / "checkout" / "runs" / "x.json"
-    command = benchmark.recorded_command(["--seeds", "2", "--work-dir", str(work_dir), "--output", str(output), "--arms", "vtok"])
+    command = benchmark.recorded_command(benchmark.__file__, ["--seeds", "2", "--work-dir", str(work_dir), "--output", str(output), "--arms", "vtok"])
     assert command == "python benchmarks/tv_align_shapes.py --seeds 2 --work-dir runs/dec4200 --output runs/x.json --arms vtok"
 
 
